@@ -1,0 +1,30 @@
+//! The mask phase: removes secret values from responses before they reach the caller.
+//!
+//! The foundation passes responses through unchanged ([`NoMask`]); the masking engine replaces it
+//! and will also rewrite `Accept`/`Accept-Encoding` on the way up (see [`Masker::prepare`]).
+
+use std::fmt::Debug;
+
+use http::{HeaderMap, Response};
+
+use super::Exchange;
+use crate::body::Body;
+
+/// Masks responses.
+pub trait Masker: Send + Sync + Debug {
+    /// Adjusts the upstream request headers (for example to ask only for JSON).
+    fn prepare(&self, exchange: &Exchange, upstream_headers: &mut HeaderMap);
+    /// Masks the response the caller will receive.
+    fn mask(&self, exchange: &Exchange, response: Response<Body>) -> Response<Body>;
+}
+
+/// Passes everything through.
+#[derive(Debug, Default)]
+pub struct NoMask;
+
+impl Masker for NoMask {
+    fn prepare(&self, _exchange: &Exchange, _upstream_headers: &mut HeaderMap) {}
+    fn mask(&self, _exchange: &Exchange, response: Response<Body>) -> Response<Body> {
+        response
+    }
+}

@@ -1,0 +1,246 @@
+//! The listeners: the TLS data-path listener (HTTP/1.1 with upgrades and HTTP/2) and the admin
+//! listener, and [`start`], which wires configuration into a running gateway.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::phases::Pipeline;
+use crate::phases::authenticate::{AuthChain, ConnectionInfo, StaticTokens};
+use crate::phases::decide::{AllowAll, Decider};
+use crate::phases::hold::{Holder, NoHold};
+use crate::phases::mask::{Masker, NoMask};
+use crate::phases::record::{LogRecorder, Recorder};
+use crate::tls::{ServingCert, TlsError};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The upstream kubeconfig.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// Binding a listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Phases that replace the defaults (used by later capabilities and by tests).
+#[derive(Debug, Default)]
+pub struct PhaseOverrides {
+    /// Replaces the allow-all policy.
+    pub decider: Option<Arc<dyn Decider>>,
+    /// Replaces the refuse-all holder.
+    pub holder: Option<Arc<dyn Holder>>,
+    /// Replaces the pass-through masker.
+    pub masker: Option<Arc<dyn Masker>>,
+    /// Replaces the log recorder.
+    pub recorder: Option<Arc<dyn Recorder>>,
+    /// Replaces the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// A gateway that is serving. Dropping it does not stop it; call [`RunningGateway::shutdown`].
+#[derive(Debug)]
+pub struct RunningGateway {
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+    ca_pem: String,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningGateway {
+    /// The data-path address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+    /// `https://` URL of the data path.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    /// PEM of the CA callers must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+    /// Stops accepting, gives open connections a moment, then stops.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+    }
+    /// Waits until the gateway stops (it stops only on shutdown).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts the gateway with the default phases.
+pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    start_with(config, PhaseOverrides::default()).await
+}
+
+/// Starts the gateway with some phases replaced.
+pub async fn start_with(
+    config: Config,
+    overrides: PhaseOverrides,
+) -> Result<RunningGateway, StartError> {
+    let cert = ServingCert::load_or_create(config.tls.as_ref(), &config.data_dir, &[])?;
+    let tls = TlsAcceptor::from(cert.server_config()?);
+    let upstream = Upstream::from_kubeconfig(
+        &config.upstream.kubeconfig,
+        config.upstream.context.as_deref(),
+        config.limits.upstream_response_timeout,
+    )
+    .await?;
+    let metrics = Arc::new(Metrics::default());
+    let pipeline = Arc::new(Pipeline {
+        authenticator: AuthChain::new(vec![Box::new(StaticTokens::new(
+            &config.authentication.static_tokens,
+        ))]),
+        decider: overrides.decider.unwrap_or_else(|| Arc::new(AllowAll)),
+        holder: overrides.holder.unwrap_or_else(|| Arc::new(NoHold)),
+        masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
+        recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
+        upstream,
+        limits: config.limits.clone(),
+        metrics: metrics.clone(),
+        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+    });
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let listener = bind(config.listen).await?;
+    let admin_listener = bind(config.admin_listen).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.admin_listen,
+            source,
+        })?;
+
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(serve_data(
+        listener,
+        tls.clone(),
+        pipeline,
+        config.limits.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(admin::serve(admin_listener, tls, metrics, cancel.clone()));
+    tracing::info!(%addr, %admin_addr, "holdpoint gateway listening");
+    Ok(RunningGateway {
+        addr,
+        admin_addr,
+        ca_pem: cert.ca_pem,
+        cancel,
+        tasks,
+    })
+}
+
+async fn serve_data(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    pipeline: Arc<Pipeline>,
+    limits: crate::config::Limits,
+    cancel: CancellationToken,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(1000);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let pipeline = pipeline.clone();
+        let builder = builder.clone();
+        let handshake_timeout = limits.tls_handshake_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let client_certs = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            let conn = Arc::new(ConnectionInfo { peer, client_certs });
+            let svc = service_fn(move |req| {
+                let pipeline = pipeline.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(pipeline.handle(req, &conn).await) }
+            });
+            let fut = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(fut.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}

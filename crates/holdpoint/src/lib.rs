@@ -1,0 +1,5 @@
+//! The library half of the `holdpoint` binary: what the commands do, so the end-to-end tests
+//! can run the same code in-process.
+
+pub mod env;
+pub mod kubeconfig;

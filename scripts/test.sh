@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a fresh machine:
+#   formatting, clippy, unit + property + end-to-end tests (Rust, with real kubectl and kube-rs),
+#   and the Python kubernetes client end-to-end suite.
+# Set HOLDPOINT_E2E_KUBECONFIG to an admin kubeconfig to run the end-to-end suites against a real
+# cluster instead of the in-tree emulator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build"
+cargo build --workspace --all-targets --locked
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+echo "== Python kubernetes client end to end"
+cargo build --locked -p holdpoint --bin holdpoint
+HOLDPOINT_BIN="$PWD/target/debug/holdpoint" .venv/bin/python -m pytest -q tests/python
