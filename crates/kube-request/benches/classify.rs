@@ -12,7 +12,9 @@ fn bench(c: &mut Criterion) {
             classify(
                 black_box(&Method::GET),
                 black_box("/api/v1/namespaces/default/pods"),
-                black_box(Some("labelSelector=app%3Dweb&limit=500&resourceVersion=12345")),
+                black_box(Some(
+                    "labelSelector=app%3Dweb&limit=500&resourceVersion=12345",
+                )),
             )
         })
     });

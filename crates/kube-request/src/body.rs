@@ -110,7 +110,10 @@ mod tests {
     fn content_types() {
         use BodyFormat::*;
         assert_eq!(BodyFormat::from_content_type("application/json"), Json);
-        assert_eq!(BodyFormat::from_content_type("Application/JSON; charset=utf-8"), Json);
+        assert_eq!(
+            BodyFormat::from_content_type("Application/JSON; charset=utf-8"),
+            Json
+        );
         assert_eq!(BodyFormat::from_content_type("application/yaml"), Yaml);
         assert_eq!(
             BodyFormat::from_content_type("application/vnd.kubernetes.protobuf;stream=watch"),
@@ -118,19 +121,37 @@ mod tests {
         );
         assert_eq!(BodyFormat::from_content_type("application/cbor-seq"), Cbor);
         assert_eq!(BodyFormat::from_content_type("application/cbor"), Cbor);
-        assert_eq!(BodyFormat::from_content_type(" application/json-patch+json "), JsonPatch);
-        assert_eq!(BodyFormat::from_content_type("application/merge-patch+json"), MergePatch);
+        assert_eq!(
+            BodyFormat::from_content_type(" application/json-patch+json "),
+            JsonPatch
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("application/merge-patch+json"),
+            MergePatch
+        );
         assert_eq!(
             BodyFormat::from_content_type("application/strategic-merge-patch+json"),
             StrategicMergePatch
         );
-        assert_eq!(BodyFormat::from_content_type("application/apply-patch+yaml"), ApplyPatchYaml);
-        assert_eq!(BodyFormat::from_content_type("application/apply-patch+cbor"), ApplyPatchCbor);
-        assert_eq!(BodyFormat::from_content_type("text/plain"), Unknown("text/plain".into()));
+        assert_eq!(
+            BodyFormat::from_content_type("application/apply-patch+yaml"),
+            ApplyPatchYaml
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("application/apply-patch+cbor"),
+            ApplyPatchCbor
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("text/plain"),
+            Unknown("text/plain".into())
+        );
         assert_eq!(BodyFormat::from_content_type(""), Unknown(String::new()));
         assert_eq!(JsonPatch.patch_type(), Some(PatchType::Json));
         assert_eq!(ApplyPatchCbor.patch_type(), Some(PatchType::ApplyCbor));
         assert_eq!(Json.patch_type(), None);
-        assert_eq!(PatchType::Merge.media_type(), "application/merge-patch+json");
+        assert_eq!(
+            PatchType::Merge.media_type(),
+            "application/merge-patch+json"
+        );
     }
 }

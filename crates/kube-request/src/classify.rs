@@ -21,10 +21,10 @@
 use http::Method;
 use serde::{Serialize, Serializer};
 
+use crate::PathError;
 use crate::path::{decode_path, split_segments};
 use crate::query::GoQueryPairs;
 use crate::selector;
-use crate::PathError;
 
 /// The apiserver's `RequestInfo` for one request (serialized in camelCase).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -200,12 +200,12 @@ pub fn classify(
     }
 
     let mut namespace = "";
-    if cur[0] == "namespaces" {
-        if cur.len() > 1 {
-            namespace = cur[1];
-            if cur.len() > 2 && cur[2] != "status" && cur[2] != "finalize" {
-                cur = &cur[2..];
-            }
+    if cur[0] == "namespaces" && cur.len() > 1 {
+        namespace = cur[1];
+        // another step after the namespace name that is not a namespace
+        // subresource is a namespaced resource in its own right
+        if cur.len() > 2 && cur[2] != "status" && cur[2] != "finalize" {
+            cur = &cur[2..];
         }
     }
 
@@ -224,7 +224,6 @@ pub fn classify(
 
     let mut verb = verb;
     let mut name_from_selector: Option<String> = None;
-    let want_selectors;
     if name.is_empty() && verb == "get" {
         let q = ListQuery::scan(raw_query);
         let watch = match q.watch.as_deref() {
@@ -240,10 +239,10 @@ pub fn classify(
             name_from_selector = q.name.filter(|n| selector::is_valid_path_segment_name(n));
         }
     }
-    if name.is_empty() && name_from_selector.is_none() && verb == "delete" {
+    if name.is_empty() && verb == "delete" {
         verb = "deletecollection";
     }
-    want_selectors =
+    let want_selectors =
         !info.verb_via_path_prefix && matches!(verb, "list" | "watch" | "deletecollection");
     if want_selectors && let Some(q) = raw_query {
         for (k, v) in GoQueryPairs::new(q) {
@@ -298,14 +297,13 @@ impl ListQuery {
                 }
                 b"fieldSelector" if !seen_fs => {
                     seen_fs = true;
-                    match std::str::from_utf8(&v) {
-                        Ok(s) => match selector::exact_metadata_name(s) {
+                    // Go would keep non-UTF-8 bytes; such a name can never
+                    // match an object, so we leave the name unset.
+                    if let Ok(s) = std::str::from_utf8(&v) {
+                        match selector::exact_metadata_name(s) {
                             Ok(n) => q.name = n,
                             Err(()) => q.decode_ok = false,
-                        },
-                        // Go would keep the raw bytes; a non-UTF-8 name can
-                        // never match an object, so we leave the name unset.
-                        Err(_) => {}
+                        }
                     }
                 }
                 b"limit" if !seen_limit => {

@@ -135,14 +135,23 @@ mod tests {
 
     #[test]
     fn field_selectors() {
-        assert_eq!(exact_metadata_name("metadata.name=foo"), Ok(Some("foo".into())));
-        assert_eq!(exact_metadata_name("metadata.name==foo"), Ok(Some("foo".into())));
+        assert_eq!(
+            exact_metadata_name("metadata.name=foo"),
+            Ok(Some("foo".into()))
+        );
+        assert_eq!(
+            exact_metadata_name("metadata.name==foo"),
+            Ok(Some("foo".into()))
+        );
         assert_eq!(exact_metadata_name("metadata.name!=foo"), Ok(None));
         assert_eq!(
             exact_metadata_name("spec.nodeName=n,metadata.name=b,metadata.name=a"),
             Ok(Some("a".into()))
         );
-        assert_eq!(exact_metadata_name(r"metadata.name=a\,b"), Ok(Some("a,b".into())));
+        assert_eq!(
+            exact_metadata_name(r"metadata.name=a\,b"),
+            Ok(Some("a,b".into()))
+        );
         assert_eq!(exact_metadata_name("metadata.name=a=b"), Err(()));
         assert_eq!(exact_metadata_name("metadata.name"), Err(()));
         assert_eq!(exact_metadata_name(r"metadata.name=a\"), Err(()));

@@ -95,15 +95,17 @@ fn req() -> impl Strategy<Value = Req> {
         proptest::option::of(resource()),
         method(),
     )
-        .prop_map(|(group, version, namespace, resource, name, subresource, method)| Req {
-            group,
-            version,
-            namespace,
-            resource,
-            name,
-            subresource,
-            method,
-        })
+        .prop_map(
+            |(group, version, namespace, resource, name, subresource, method)| Req {
+                group,
+                version,
+                namespace,
+                resource,
+                name,
+                subresource,
+                method,
+            },
+        )
 }
 
 const TRICKS: &[&str] = &[

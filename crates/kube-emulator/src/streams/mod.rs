@@ -145,8 +145,8 @@ impl Query {
         self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    fn first(&self, key: &str) -> Option<&str> {
-        self.all(key).next()
+    fn first<'a>(&'a self, key: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter as Go's `strconv.ParseBool` reads it.

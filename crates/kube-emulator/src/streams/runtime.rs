@@ -833,7 +833,10 @@ fn parse_script(
             }
         }
     }
-    end_command!(Op::Seq);
+    if in_word {
+        words.push(word);
+    }
+    commands.push((words, Op::Seq));
     commands.retain(|(w, _)| !w.is_empty());
     Ok(commands)
 }

@@ -68,7 +68,7 @@ fn protocol_for(kind: StreamKind, name: &str) -> Option<Protocol> {
             _ => None,
         },
         StreamKind::PortForward => match name {
-            "SPDY/3.1+portforward.k8s.io" => Some(SpdyTunnel),
+            n if n.strip_prefix(SPDY_TUNNEL_PREFIX) == Some("portforward.k8s.io") => Some(SpdyTunnel),
             "portforward.k8s.io" | "v4.channel.k8s.io" | "channel.k8s.io" => Some(PortForward { base64: false }),
             "v4.base64.channel.k8s.io" | "base64.channel.k8s.io" => Some(PortForward { base64: true }),
             _ => None,

@@ -1,0 +1,203 @@
+//! Shared helpers of the end-to-end tests: an environment per test (emulator or the cluster in
+//! `HOLDPOINT_E2E_KUBECONFIG`, plus the gateway), real kubectl, and a raw TLS client that writes
+//! exactly the bytes a test wants (path tricks, smuggling, hop-by-hop headers).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use holdpoint::env::{Env, EnvOptions, UpstreamChoice};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct TestEnv {
+    pub env: Env,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start() -> TestEnv {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = Env::start(EnvOptions {
+        dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: UpstreamChoice::from_env(),
+    })
+    .await
+    .expect("environment starts");
+    TestEnv { env, dir }
+}
+
+/// True when the suite runs against the in-tree emulator (tests that inspect what the upstream
+/// received need it).
+pub fn on_emulator(t: &TestEnv) -> bool {
+    t.env.emulator.is_some()
+}
+
+impl TestEnv {
+    pub fn emulator(&self) -> &kube_emulator::RunningEmulator {
+        self.env.emulator.as_ref().expect("emulator upstream")
+    }
+
+    /// Runs kubectl as the agent, in a blocking thread.
+    pub async fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_as("agent", args, None).await
+    }
+
+    pub async fn kubectl_as(&self, who: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let kubeconfig = self.env.kubeconfig(who).to_owned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(<[u8]>::to_vec);
+        tokio::task::spawn_blocking(move || kubectl_blocking(&kubeconfig, &args, stdin.as_deref()))
+            .await
+            .expect("kubectl thread")
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub async fn raw(&self, request: &[u8]) -> RawResponse {
+        raw_request(self.env.gateway.addr(), self.env.gateway.ca_pem(), request).await
+    }
+
+    pub fn agent_token(&self) -> &str {
+        &self.env.agent_token
+    }
+}
+
+pub fn kubectl_blocking(kubeconfig: &Path, args: &[String], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    cmd.env_remove("KUBECONFIG");
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    let mut child = cmd.spawn().expect("kubectl runs");
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(data).expect("write stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// What came back on a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+    /// Whether the server closed the connection after this response.
+    pub closed: bool,
+}
+
+impl RawResponse {
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA cert");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Sends `request` verbatim over a fresh TLS connection and reads one response (by
+/// Content-Length or chunked framing), then checks whether the server closed the connection.
+pub async fn raw_request(addr: std::net::SocketAddr, ca_pem: &str, request: &[u8]) -> RawResponse {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut tls = tls_connector(ca_pem)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS");
+    tls.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (head_end, status) = loop {
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await.expect("response in time").unwrap_or(0);
+        if n == 0 {
+            break (None, 0);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..pos]).to_string();
+            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            break (Some(pos + 4), status);
+        }
+    };
+    let Some(head_end) = head_end else {
+        return RawResponse { status: 0, head: String::new(), body: String::new(), closed: true };
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let content_length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+    let chunked = head.contains("transfer-encoding: chunked");
+    let mut body = buf[head_end..].to_vec();
+    loop {
+        let complete = match content_length {
+            Some(len) => body.len() >= len,
+            None if chunked => find(&body, b"0\r\n\r\n").is_some(),
+            None => status == 101 || status == 204 || status == 304,
+        };
+        if complete {
+            break;
+        }
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await.expect("body in time").unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    if chunked {
+        body = dechunk(&body);
+    }
+    // After the response: does the server close the connection?
+    let closed = match tokio::time::timeout(std::time::Duration::from_millis(500), tls.read(&mut chunk)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) => false,
+        Err(_) => false,
+    };
+    RawResponse { status, head, body: String::from_utf8_lossy(&body).into_owned(), closed }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = find(data, b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = pos + 2;
+        let end = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        data = &data[(end + 2).min(data.len())..];
+    }
+    out
+}
