@@ -93,7 +93,10 @@ pub struct Limits {
     #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
     pub header_read_timeout: Duration,
     /// Time a client has to finish the TLS handshake.
-    #[serde(default = "default_handshake_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_handshake_timeout",
+        deserialize_with = "de_duration"
+    )]
     pub tls_handshake_timeout: Duration,
     /// Time allowed to connect to the upstream and receive its response head. Long-running
     /// responses (watch, follow, exec) are not cut once their head has arrived.
@@ -139,8 +142,9 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 /// Parses a human duration such as `10s`, `5m`, `1h 30m` or ISO 8601 `PT10S`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration =
-        text.parse().map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    let signed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
     Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
 }
 
@@ -209,7 +213,7 @@ impl Config {
     /// Checks what the schema cannot express. Collects every problem, not just the first.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if self.listen == self.admin_listen {
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
             problems.push(format!(
                 "listen and admin_listen must differ (both {})",
                 self.listen
@@ -222,7 +226,10 @@ impl Config {
             ));
         }
         if let Some(tls) = &self.tls {
-            for (what, p) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+            for (what, p) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
                 if !p.is_file() {
                     problems.push(format!("{what} {} is not a readable file", p.display()));
                 }
@@ -232,9 +239,18 @@ impl Config {
             problems.push("limits.max_request_body_bytes must be positive".into());
         }
         for (field, d) in [
-            ("limits.header_read_timeout", self.limits.header_read_timeout),
-            ("limits.tls_handshake_timeout", self.limits.tls_handshake_timeout),
-            ("limits.upstream_response_timeout", self.limits.upstream_response_timeout),
+            (
+                "limits.header_read_timeout",
+                self.limits.header_read_timeout,
+            ),
+            (
+                "limits.tls_handshake_timeout",
+                self.limits.tls_handshake_timeout,
+            ),
+            (
+                "limits.upstream_response_timeout",
+                self.limits.upstream_response_timeout,
+            ),
         ] {
             if d.is_zero() {
                 problems.push(format!("{field} must be positive"));
@@ -282,10 +298,8 @@ mod tests {
     fn unknown_keys_are_rejected_with_location() {
         let err = Config::from_yaml(&format!("{MINIMAL}listne: 1.2.3.4:5\n")).unwrap_err();
         assert!(err.contains("listne"), "{err}");
-        let err = Config::from_yaml(
-            "data_dir: /x\nupstream:\n  kubeconfig: /k\n  contxt: a\n",
-        )
-        .unwrap_err();
+        let err = Config::from_yaml("data_dir: /x\nupstream:\n  kubeconfig: /k\n  contxt: a\n")
+            .unwrap_err();
         assert!(err.contains("contxt"), "{err}");
         assert!(err.contains('4'), "line number expected in {err}");
     }

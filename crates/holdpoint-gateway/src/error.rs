@@ -40,7 +40,9 @@ pub enum GatewayError {
     #[error("the Kubernetes API server is unavailable: {0}")]
     UpstreamUnavailable(String),
     /// The upstream answered with a redirect; redirects are never followed or relayed.
-    #[error("the Kubernetes API server answered with a redirect, which the gateway refuses to relay")]
+    #[error(
+        "the Kubernetes API server answered with a redirect, which the gateway refuses to relay"
+    )]
     UpstreamRedirect,
     /// The record phase could not record a request that must be recorded (fail closed).
     #[error("the request could not be recorded and was refused: {0}")]

@@ -167,7 +167,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         m
     }
@@ -197,7 +200,16 @@ mod tests {
                 !n.starts_with("impersonate-") && !n.starts_with("x-remote-"),
                 "{n} leaked"
             );
-            assert!(!["authorization", "proxy-authorization", "cookie", "x-real-ip", "forwarded"].contains(&n));
+            assert!(
+                ![
+                    "authorization",
+                    "proxy-authorization",
+                    "cookie",
+                    "x-real-ip",
+                    "forwarded"
+                ]
+                .contains(&n)
+            );
         }
         assert_eq!(out["audit-id"], "abc");
         assert_eq!(out["accept"], "application/json");
@@ -219,7 +231,10 @@ mod tests {
         )];
         let out = upstream_request_headers(&incoming, &ctx(&identity));
         assert!(out.get("connection").is_none());
-        assert!(out.get("accept").is_none(), "Accept was named hop-by-hop by the caller");
+        assert!(
+            out.get("accept").is_none(),
+            "Accept was named hop-by-hop by the caller"
+        );
         assert!(out.get("keep-alive").is_none() && out.get("te").is_none());
         assert_eq!(out.get_all("impersonate-user").iter().count(), 1);
         assert_eq!(out["impersonate-user"], "alice");

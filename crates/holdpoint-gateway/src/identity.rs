@@ -39,7 +39,9 @@ impl Identity {
         }
         for (key, values) in &self.extra {
             let encoded = percent_encode_extra_key(key);
-            if let Ok(name) = HeaderName::from_bytes(format!("impersonate-extra-{encoded}").as_bytes()) {
+            if let Ok(name) =
+                HeaderName::from_bytes(format!("impersonate-extra-{encoded}").as_bytes())
+            {
                 for v in values {
                     push(name.clone(), v);
                 }
@@ -113,7 +115,13 @@ mod tests {
         let names: Vec<_> = h.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["impersonate-user", "impersonate-group", "impersonate-group", "impersonate-uid", "impersonate-extra-scopes%2fx"]
+            [
+                "impersonate-user",
+                "impersonate-group",
+                "impersonate-group",
+                "impersonate-uid",
+                "impersonate-extra-scopes%2fx"
+            ]
         );
     }
 }

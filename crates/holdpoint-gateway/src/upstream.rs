@@ -95,11 +95,12 @@ impl Upstream {
         let pooled = tower::ServiceBuilder::new()
             .option_layer(auth()?)
             .service(client.map_err(BoxError::from));
-        let one_shot = tower::ServiceBuilder::new()
-            .option_layer(auth()?)
-            .service(tower::service_fn(move |req: Request<Full<Bytes>>| {
-                send_on_fresh_connection(connector.clone(), req)
-            }));
+        let one_shot =
+            tower::ServiceBuilder::new()
+                .option_layer(auth()?)
+                .service(tower::service_fn(move |req: Request<Full<Bytes>>| {
+                    send_on_fresh_connection(connector.clone(), req)
+                }));
         Ok(Self {
             base: config.cluster_url,
             pooled: BoxCloneSyncService::new(pooled),
@@ -134,7 +135,10 @@ impl Upstream {
 
     /// Sends an ordinary request on a pooled connection with the gateway's credential.
     /// The response body streams; only the head is bounded by the response timeout.
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         self.with_timeout(self.pooled.clone().oneshot(req)).await
     }
 

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use holdpoint_gateway::config::{AuthenticationConfig, Config, Limits, StaticTokenConfig, UpstreamConfig};
+use holdpoint_gateway::config::{
+    AuthenticationConfig, Config, Limits, StaticTokenConfig, UpstreamConfig,
+};
 use holdpoint_gateway::phases::authenticate::token_sha256_hex;
 use holdpoint_gateway::{PhaseOverrides, RunningGateway};
 
@@ -69,7 +71,10 @@ impl Env {
     }
 
     /// Starts everything with some gateway phases replaced.
-    pub async fn start_with(options: EnvOptions, overrides: PhaseOverrides) -> anyhow::Result<Self> {
+    pub async fn start_with(
+        options: EnvOptions,
+        overrides: PhaseOverrides,
+    ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -146,7 +151,11 @@ impl Env {
 
     /// The directory's kubeconfig for `who` (`agent` or `admin`).
     pub fn kubeconfig(&self, who: &str) -> &Path {
-        if who == "admin" { &self.admin_kubeconfig } else { &self.agent_kubeconfig }
+        if who == "admin" {
+            &self.admin_kubeconfig
+        } else {
+            &self.agent_kubeconfig
+        }
     }
 
     /// Stops the gateway and the emulator.

@@ -7,7 +7,13 @@ use base64::Engine;
 use serde_json::json;
 
 /// A kubeconfig whose only context reaches `server` (the gateway) as the holder of `token`.
-pub fn for_token(server: &str, ca_pem: &str, context: &str, token: &str, namespace: Option<&str>) -> String {
+pub fn for_token(
+    server: &str,
+    ca_pem: &str,
+    context: &str,
+    token: &str,
+    namespace: Option<&str>,
+) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
     let mut ctx = json!({ "cluster": "holdpoint", "user": context });
     if let Some(ns) = namespace {
@@ -59,9 +65,18 @@ mod tests {
 
     #[test]
     fn kubeconfig_parses_with_kube() {
-        let text = for_token("https://127.0.0.1:1", "-----BEGIN CERTIFICATE-----\n", "agent", "tok", Some("demo"));
+        let text = for_token(
+            "https://127.0.0.1:1",
+            "-----BEGIN CERTIFICATE-----\n",
+            "agent",
+            "tok",
+            Some("demo"),
+        );
         let kc: kube::config::Kubeconfig = serde_json::from_str(&text).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("agent"));
-        assert_eq!(kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(), Some("https://127.0.0.1:1"));
+        assert_eq!(
+            kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
+            Some("https://127.0.0.1:1")
+        );
     }
 }

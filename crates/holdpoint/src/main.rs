@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use holdpoint::env::{Env, EnvOptions, UpstreamChoice};
 
 #[derive(Parser, Debug)]
-#[command(name = "holdpoint", version, about = "A Kubernetes API gateway that holds risky requests for human approval")]
+#[command(
+    name = "holdpoint",
+    version,
+    about = "A Kubernetes API gateway that holds risky requests for human approval"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HOLDPOINT_LOG_FORMAT")]
@@ -58,7 +62,9 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDPOINT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -22,10 +22,7 @@ fn upstream_headers(t: &TestEnv, needle: &str) -> Vec<(String, String)> {
         .rev()
         .find(|r| r.path.contains(needle))
         .unwrap_or_else(|| panic!("upstream never received a request for {needle}"));
-    req.headers
-        .iter()
-        .map(|(k, v)| (k.to_string().to_ascii_lowercase(), v.to_str().unwrap_or("").to_owned()))
-        .collect()
+    req.headers.clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,19 +33,36 @@ async fn caller_credentials_and_identity_headers_never_reach_upstream() {
     }
     let token = t.agent_token().to_owned();
     let extra = "Impersonate-User: system:admin\r\nIMPERSONATE-GROUP: system:masters\r\nimpersonate-uid: 0\r\nImpersonate-Extra-Scopes: all\r\nX-Remote-User: root\r\nX-Remote-Group: system:masters\r\nX-Remote-Extra-Foo: bar\r\nX-Real-Ip: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\n";
-    let resp = t.raw(&get("/api/v1/namespaces/demo/configmaps", &token, extra)).await;
+    let resp = t
+        .raw(&get("/api/v1/namespaces/demo/configmaps", &token, extra))
+        .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let headers = upstream_headers(&t, "/api/v1/namespaces/demo/configmaps");
     for (name, value) in &headers {
-        assert!(!name.starts_with("impersonate-"), "caller's {name} reached the upstream");
-        assert!(!name.starts_with("x-remote-"), "caller's {name} reached the upstream");
+        assert!(
+            !name.starts_with("impersonate-"),
+            "caller's {name} reached the upstream"
+        );
+        assert!(
+            !name.starts_with("x-remote-"),
+            "caller's {name} reached the upstream"
+        );
         assert_ne!(name, "x-real-ip");
-        assert!(!value.contains(&token), "the caller's token reached the upstream in {name}");
+        assert!(
+            !value.contains(&token),
+            "the caller's token reached the upstream in {name}"
+        );
     }
-    let auth: Vec<_> = headers.iter().filter(|(n, _)| n == "authorization").collect();
+    let auth: Vec<_> = headers
+        .iter()
+        .filter(|(n, _)| n == "authorization")
+        .collect();
     assert_eq!(auth.len(), 1, "exactly the gateway's own credential");
     assert_eq!(auth[0].1, format!("Bearer {}", t.emulator().admin_token()));
-    let xff: Vec<_> = headers.iter().filter(|(n, _)| n == "x-forwarded-for").collect();
+    let xff: Vec<_> = headers
+        .iter()
+        .filter(|(n, _)| n == "x-forwarded-for")
+        .collect();
     assert_eq!(xff.len(), 1);
     assert_eq!(xff[0].1, "6.6.6.6, 127.0.0.1", "appended, never trusted");
 }
@@ -68,7 +82,13 @@ async fn connection_header_cannot_strip_or_smuggle_headers() {
     let resp = t.raw(req.as_bytes()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let headers = upstream_headers(&t, "/api/v1/namespaces/demo/secrets");
-    for banned in ["connection", "impersonate-user", "kubectl-command", "keep-alive", "te"] {
+    for banned in [
+        "connection",
+        "impersonate-user",
+        "kubectl-command",
+        "keep-alive",
+        "te",
+    ] {
         assert!(
             headers.iter().all(|(n, _)| n != banned),
             "{banned} reached the upstream: {headers:?}"
@@ -79,8 +99,14 @@ async fn connection_header_cannot_strip_or_smuggle_headers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unauthenticated_requests_are_refused_before_the_upstream() {
     let t = start().await;
-    for auth in ["", "Authorization: Bearer not-a-token\r\n", "Authorization: Basic YWRtaW46YWRtaW4=\r\n"] {
-        let req = format!("GET /api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    for auth in [
+        "",
+        "Authorization: Bearer not-a-token\r\n",
+        "Authorization: Basic YWRtaW46YWRtaW4=\r\n",
+    ] {
+        let req = format!(
+            "GET /api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+        );
         let resp = t.raw(req.as_bytes()).await;
         assert_eq!(resp.status, 401, "{auth:?}");
         let status = resp.status_json();
@@ -90,7 +116,10 @@ async fn unauthenticated_requests_are_refused_before_the_upstream() {
     }
     if common::on_emulator(&t) {
         assert!(
-            t.emulator().requests().iter().all(|r| !r.path.contains("/secrets")),
+            t.emulator()
+                .requests()
+                .iter()
+                .all(|r| !r.path.contains("/secrets")),
             "an unauthenticated request reached the upstream"
         );
     }
@@ -118,12 +147,20 @@ async fn path_tricks_are_refused_with_a_status_and_never_forwarded() {
         assert_eq!(resp.status_json()["kind"], "Status", "{path}");
     }
     // absolute-form target
-    let req = format!("GET https://evil.example/api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET https://evil.example/api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
     assert_eq!(t.raw(req.as_bytes()).await.status, 400);
     if common::on_emulator(&t) {
-        let seen: Vec<_> = t.emulator().requests().into_iter().map(|r| r.path).collect();
+        let seen: Vec<_> = t
+            .emulator()
+            .requests()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
         assert!(
-            seen.iter().all(|p| !p.contains("secrets") && !p.contains("web-0")),
+            seen.iter()
+                .all(|p| !p.contains("secrets") && !p.contains("web-0")),
             "a refused path reached the upstream: {seen:?}"
         );
     }
@@ -134,7 +171,9 @@ async fn encoded_letters_still_classify_as_exec_and_upgrade_rules_apply() {
     let t = start().await;
     let token = t.agent_token().to_owned();
     // An upgrade on a non-streaming path is refused.
-    let req = format!("GET /api/v1/namespaces/demo/pods/web-0 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    let req = format!(
+        "GET /api/v1/namespaces/demo/pods/web-0 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
     let resp = t.raw(req.as_bytes()).await;
     assert_eq!(resp.status, 400, "{}", resp.body);
     assert!(resp.body.contains("upgrade"), "{}", resp.body);
@@ -145,11 +184,16 @@ async fn failed_upgrade_closes_the_connection() {
     let t = start().await;
     let token = t.agent_token().to_owned();
     // exec into a pod that does not exist: the upstream answers 404, not 101.
-    let req = format!("GET /api/v1/namespaces/demo/pods/no-such-pod/exec?command=ls&stdout=true HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n");
+    let req = format!(
+        "GET /api/v1/namespaces/demo/pods/no-such-pod/exec?command=ls&stdout=true HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n"
+    );
     let resp = t.raw(req.as_bytes()).await;
     assert_ne!(resp.status, 101);
     assert!(resp.status >= 400, "{}", resp.status);
-    assert!(resp.closed, "after a failed upgrade the caller's connection must be closed");
+    assert!(
+        resp.closed,
+        "after a failed upgrade the caller's connection must be closed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +202,9 @@ async fn oversized_bodies_get_413_and_nothing_is_sent() {
     let token = t.agent_token().to_owned();
     let big = 3 * 1024 * 1024 + 1;
     // Declared too large: refused before the body is read.
-    let req = format!("POST /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "POST /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n"
+    );
     let resp = t.raw(req.as_bytes()).await;
     assert_eq!(resp.status, 413);
     assert_eq!(resp.status_json()["reason"], "RequestEntityTooLarge");
@@ -185,12 +231,19 @@ async fn content_length_and_chunked_together_are_not_forwarded_ambiguously() {
     // A smuggling attempt: both framings. Whatever the gateway decides, the upstream must see one
     // request with one framing, and no hidden second request.
     let body = "0\r\n\r\nGET /api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: x\r\n\r\n";
-    let req = format!("POST /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}", body.len());
+    let req = format!(
+        "POST /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     let resp = t.raw(req.as_bytes()).await;
-    assert!(resp.status == 400 || resp.status >= 400, "{}", resp.status);
+    // hyper refuses a request with both framings outright.
+    assert_eq!(resp.status, 400, "{}", resp.body);
     if common::on_emulator(&t) {
         assert!(
-            t.emulator().requests().iter().all(|r| !r.path.contains("/secrets")),
+            t.emulator()
+                .requests()
+                .iter()
+                .all(|r| !r.path.contains("/secrets")),
             "a smuggled request reached the upstream"
         );
     }
@@ -200,18 +253,36 @@ async fn content_length_and_chunked_together_are_not_forwarded_ambiguously() {
 async fn admin_listener_serves_health_and_metrics() {
     let t = start().await;
     let token = t.agent_token().to_owned();
-    let ok = t.raw(&get("/api/v1/namespaces/demo/pods", &token, "")).await;
+    let ok = t
+        .raw(&get("/api/v1/namespaces/demo/pods", &token, ""))
+        .await;
     assert_eq!(ok.status, 200);
     let ca = t.env.gateway.ca_pem().to_owned();
     let admin = t.env.gateway.admin_addr();
-    let health = common::raw_request(admin, &ca, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let health = common::raw_request(
+        admin,
+        &ca,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
-    let metrics = common::raw_request(admin, &ca, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let metrics = common::raw_request(
+        admin,
+        &ca,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics.body.contains(r#"holdpoint_requests_total{verb="list",resource="pods",outcome="forwarded"} 1"#),
+        metrics.body.contains(
+            r#"holdpoint_requests_total{verb="list",resource="pods",outcome="forwarded"} 1"#
+        ),
         "{}",
         metrics.body
     );
-    assert!(metrics.body.contains("holdpoint_request_duration_seconds_bucket"));
+    assert!(
+        metrics
+            .body
+            .contains("holdpoint_request_duration_seconds_bucket")
+    );
 }

@@ -13,12 +13,18 @@ const NS: &str = "demo";
 
 fn kubectl_cmd(t: &common::TestEnv) -> Command {
     let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(&t.env.agent_kubeconfig).env_remove("KUBECONFIG");
+    cmd.arg("--kubeconfig")
+        .arg(&t.env.agent_kubeconfig)
+        .env_remove("KUBECONFIG");
     cmd
 }
 
 /// Reads lines from a child's stdout until `pred` matches one or the timeout passes.
-fn wait_for_line(reader: &mut impl BufRead, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+fn wait_for_line(
+    reader: &mut impl BufRead,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
     let deadline = Instant::now() + timeout;
     let mut line = String::new();
     while Instant::now() < deadline {
@@ -41,7 +47,17 @@ async fn get_list_and_describe() {
         assert!(pods.contains("pod/web-0"), "{pods}");
         let all = t.kubectl_ok(&["get", "configmaps", "-A"]).await;
         assert!(all.contains("web-config"), "{all}");
-        let one = t.kubectl_ok(&["get", "deployment", "web", "-n", NS, "-o", "jsonpath={.spec.replicas}"]).await;
+        let one = t
+            .kubectl_ok(&[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ])
+            .await;
         assert_eq!(one, "2");
         let version = t.kubectl_ok(&["get", "--raw", "/version"]).await;
         assert!(version.contains("gitVersion"), "{version}");
@@ -59,40 +75,105 @@ async fn create_apply_patch_scale_delete() {
     let dir = t.dir.path();
     let manifest = dir.join("cm.yaml");
     std::fs::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: {ns}\ndata:\n  a: \"1\"\n")).unwrap();
-    let out = t.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]).await;
+    let out = t
+        .kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()])
+        .await;
     assert!(out.contains("created"), "{out}");
     std::fs::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: {ns}\ndata:\n  a: \"2\"\n")).unwrap();
-    let out = t.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]).await;
+    let out = t
+        .kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()])
+        .await;
     assert!(out.contains("configured"), "{out}");
-    let a = t.kubectl_ok(&["get", "cm", "applied", "-n", ns, "-o", "jsonpath={.data.a}"]).await;
+    let a = t
+        .kubectl_ok(&["get", "cm", "applied", "-n", ns, "-o", "jsonpath={.data.a}"])
+        .await;
     assert_eq!(a, "2");
 
     // server-side apply
     std::fs::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: {ns}\ndata:\n  k: v\n")).unwrap();
-    t.kubectl_ok(&["apply", "--server-side", "-f", manifest.to_str().unwrap()]).await;
-    let k = t.kubectl_ok(&["get", "cm", "ssa", "-n", ns, "-o", "jsonpath={.data.k}"]).await;
+    t.kubectl_ok(&["apply", "--server-side", "-f", manifest.to_str().unwrap()])
+        .await;
+    let k = t
+        .kubectl_ok(&["get", "cm", "ssa", "-n", ns, "-o", "jsonpath={.data.k}"])
+        .await;
     assert_eq!(k, "v");
 
     // the three patch kinds
-    t.kubectl_ok(&["patch", "cm", "applied", "-n", ns, "--type", "merge", "-p", r#"{"data":{"m":"merge"}}"#]).await;
-    t.kubectl_ok(&["patch", "cm", "applied", "-n", ns, "--type", "json", "-p", r#"[{"op":"add","path":"/data/j","value":"json"}]"#]).await;
-    t.kubectl_ok(&["patch", "cm", "applied", "-n", ns, "--type", "strategic", "-p", r#"{"data":{"s":"strategic"}}"#]).await;
-    let data = t.kubectl_ok(&["get", "cm", "applied", "-n", ns, "-o", "jsonpath={.data}"]).await;
+    t.kubectl_ok(&[
+        "patch",
+        "cm",
+        "applied",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"m":"merge"}}"#,
+    ])
+    .await;
+    t.kubectl_ok(&[
+        "patch",
+        "cm",
+        "applied",
+        "-n",
+        ns,
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/data/j","value":"json"}]"#,
+    ])
+    .await;
+    t.kubectl_ok(&[
+        "patch",
+        "cm",
+        "applied",
+        "-n",
+        ns,
+        "--type",
+        "strategic",
+        "-p",
+        r#"{"data":{"s":"strategic"}}"#,
+    ])
+    .await;
+    let data = t
+        .kubectl_ok(&["get", "cm", "applied", "-n", ns, "-o", "jsonpath={.data}"])
+        .await;
     for v in ["merge", "json", "strategic"] {
         assert!(data.contains(v), "{data}");
     }
 
     // dry run changes nothing
-    t.kubectl_ok(&["create", "configmap", "dry", "-n", ns, "--from-literal=x=y", "--dry-run=server"]).await;
+    t.kubectl_ok(&[
+        "create",
+        "configmap",
+        "dry",
+        "-n",
+        ns,
+        "--from-literal=x=y",
+        "--dry-run=server",
+    ])
+    .await;
     let missing = t.kubectl(&["get", "cm", "dry", "-n", ns]).await;
     assert!(!missing.status.success());
 
     // scale
     let deploy = dir.join("deploy.yaml");
     std::fs::write(&deploy, format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: scaled\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: scaled}}\n  template:\n    metadata:\n      labels: {{app: scaled}}\n    spec:\n      containers:\n      - name: app\n        image: registry.k8s.io/pause:3.10\n")).unwrap();
-    t.kubectl_ok(&["apply", "-f", deploy.to_str().unwrap()]).await;
-    t.kubectl_ok(&["scale", "deployment", "scaled", "-n", ns, "--replicas=3"]).await;
-    let replicas = t.kubectl_ok(&["get", "deployment", "scaled", "-n", ns, "-o", "jsonpath={.spec.replicas}"]).await;
+    t.kubectl_ok(&["apply", "-f", deploy.to_str().unwrap()])
+        .await;
+    t.kubectl_ok(&["scale", "deployment", "scaled", "-n", ns, "--replicas=3"])
+        .await;
+    let replicas = t
+        .kubectl_ok(&[
+            "get",
+            "deployment",
+            "scaled",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .await;
     assert_eq!(replicas, "3");
 
     // delete
@@ -100,13 +181,19 @@ async fn create_apply_patch_scale_delete() {
     let gone = t.kubectl(&["get", "cm", "applied", "-n", ns]).await;
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
-    let _ = t.kubectl(&["delete", "namespace", ns, "--wait=false"]).await;
+    let _ = t
+        .kubectl(&["delete", "namespace", ns, "--wait=false"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_streams_events_as_they_happen() {
     let t = start().await;
-    let ns = if common::on_emulator(&t) { NS } else { "default" };
+    let ns = if common::on_emulator(&t) {
+        NS
+    } else {
+        "default"
+    };
     let mut watcher = kubectl_cmd(&t)
         .args(["get", "configmaps", "-n", ns, "--watch", "-o", "name"])
         .stdout(Stdio::piped())
@@ -116,15 +203,26 @@ async fn watch_streams_events_as_they_happen() {
     let mut reader = BufReader::new(watcher.stdout.take().unwrap());
     // give the watch time to start, then create an object
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    t.kubectl_ok(&["create", "configmap", "watched-cm", "-n", ns, "--from-literal=a=b"]).await;
+    t.kubectl_ok(&[
+        "create",
+        "configmap",
+        "watched-cm",
+        "-n",
+        ns,
+        "--from-literal=a=b",
+    ])
+    .await;
     let seen = tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut reader, Duration::from_secs(15), |l| l.contains("watched-cm"))
+        wait_for_line(&mut reader, Duration::from_secs(15), |l| {
+            l.contains("watched-cm")
+        })
     })
     .await
     .unwrap();
     let _ = watcher.kill();
     assert!(seen.is_some(), "the watch never showed the new object");
-    t.kubectl_ok(&["delete", "cm", "watched-cm", "-n", ns]).await;
+    t.kubectl_ok(&["delete", "cm", "watched-cm", "-n", ns])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,14 +241,21 @@ async fn logs_and_follow() {
         .unwrap();
     let mut reader = BufReader::new(follower.stdout.take().unwrap());
     let got = tokio::task::spawn_blocking(move || {
-        let first = wait_for_line(&mut reader, Duration::from_secs(10), |l| !l.trim().is_empty());
-        let second = wait_for_line(&mut reader, Duration::from_secs(10), |l| !l.trim().is_empty());
+        let first = wait_for_line(&mut reader, Duration::from_secs(10), |l| {
+            !l.trim().is_empty()
+        });
+        let second = wait_for_line(&mut reader, Duration::from_secs(10), |l| {
+            !l.trim().is_empty()
+        });
         (first, second)
     })
     .await
     .unwrap();
     let _ = follower.kill();
-    assert!(got.0.is_some() && got.1.is_some(), "follow did not stream lines: {got:?}");
+    assert!(
+        got.0.is_some() && got.1.is_some(),
+        "follow did not stream lines: {got:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,7 +264,19 @@ async fn exec_websocket_spdy_and_stdin() {
     if !common::on_emulator(&t) {
         return;
     }
-    let out = t.kubectl_ok(&["exec", "web-0", "-n", NS, "--", "echo", "hello", "through", "holdpoint"]).await;
+    let out = t
+        .kubectl_ok(&[
+            "exec",
+            "web-0",
+            "-n",
+            NS,
+            "--",
+            "echo",
+            "hello",
+            "through",
+            "holdpoint",
+        ])
+        .await;
     assert_eq!(out.trim(), "hello through holdpoint");
 
     // SPDY fallback path
@@ -175,12 +292,26 @@ async fn exec_websocket_spdy_and_stdin() {
     })
     .await
     .unwrap();
-    assert!(spdy.status.success(), "{}", String::from_utf8_lossy(&spdy.stderr));
+    assert!(
+        spdy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spdy.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&spdy.stdout).trim(), "over-spdy");
 
     // stdin
-    let out = t.kubectl_as("agent", &["exec", "-i", "web-0", "-n", NS, "--", "cat"], Some(b"piped through\n")).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = t
+        .kubectl_as(
+            "agent",
+            &["exec", "-i", "web-0", "-n", NS, "--", "cat"],
+            Some(b"piped through\n"),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped through\n");
 
     // exit codes survive the gateway
@@ -199,14 +330,22 @@ async fn port_forward_round_trip() {
         l.local_addr().unwrap().port()
     };
     let mut pf = kubectl_cmd(&t)
-        .args(["port-forward", "-n", NS, "pod/web-0", &format!("{port}:8080")])
+        .args([
+            "port-forward",
+            "-n",
+            NS,
+            "pod/web-0",
+            &format!("{port}:8080"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(pf.stdout.take().unwrap());
     let ready = tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut reader, Duration::from_secs(15), |l| l.contains("Forwarding from"))
+        wait_for_line(&mut reader, Duration::from_secs(15), |l| {
+            l.contains("Forwarding from")
+        })
     })
     .await
     .unwrap();

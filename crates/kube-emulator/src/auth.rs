@@ -31,7 +31,10 @@ impl Identity {
         Self {
             username: "kubernetes-admin".into(),
             uid: String::new(),
-            groups: vec!["kubeadm:cluster-admins".into(), "system:authenticated".into()],
+            groups: vec![
+                "kubeadm:cluster-admins".into(),
+                "system:authenticated".into(),
+            ],
             extra: BTreeMap::new(),
         }
     }
@@ -63,8 +66,15 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
         ipad[i] ^= k[i];
         opad[i] ^= k[i];
     }
-    let inner = Sha256::new().chain_update(ipad).chain_update(msg).finalize();
-    Sha256::new().chain_update(opad).chain_update(inner).finalize().into()
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 /// Claims of a minted service-account token.
@@ -140,7 +150,13 @@ impl TokenSigner {
         }
         let expect = hmac_sha256(&self.key, format!("{h}.{p}").as_bytes());
         let got = URL_SAFE_NO_PAD.decode(s).ok()?;
-        if got.len() != 32 || got.iter().zip(expect.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+        if got.len() != 32
+            || got
+                .iter()
+                .zip(expect.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0
+        {
             return None;
         }
         let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
@@ -152,10 +168,17 @@ impl TokenSigner {
         Some(TokenClaims {
             namespace: k8s["namespace"].as_str()?.to_string(),
             name: k8s["serviceaccount"]["name"].as_str()?.to_string(),
-            sa_uid: k8s["serviceaccount"]["uid"].as_str().unwrap_or_default().to_string(),
+            sa_uid: k8s["serviceaccount"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             audiences: claims["aud"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
             exp,
             jti: claims["jti"].as_str().unwrap_or_default().to_string(),
@@ -167,7 +190,10 @@ impl TokenSigner {
 /// The identity a verified service-account token stands for.
 pub fn sa_identity(c: &TokenClaims) -> Identity {
     let mut extra = BTreeMap::new();
-    extra.insert("authentication.kubernetes.io/credential-id".to_string(), vec![format!("JTI={}", c.jti)]);
+    extra.insert(
+        "authentication.kubernetes.io/credential-id".to_string(),
+        vec![format!("JTI={}", c.jti)],
+    );
     Identity {
         username: format!("system:serviceaccount:{}:{}", c.namespace, c.name),
         uid: c.sa_uid.clone(),
@@ -191,17 +217,28 @@ pub fn impersonated(headers: &http::HeaderMap) -> Option<Identity> {
     if !groups.iter().any(|g| g == "system:authenticated") && user != "system:anonymous" {
         groups.push("system:authenticated".into());
     }
-    let uid = headers.get("impersonate-uid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let uid = headers
+        .get("impersonate-uid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, v) in headers {
         if let Some(k) = name.as_str().strip_prefix("impersonate-extra-") {
-            let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy().to_string();
+            let k = percent_encoding::percent_decode_str(k)
+                .decode_utf8_lossy()
+                .to_string();
             if let Ok(v) = v.to_str() {
                 extra.entry(k).or_default().push(v.to_string());
             }
         }
     }
-    Some(Identity { username: user, uid, groups, extra })
+    Some(Identity {
+        username: user,
+        uid,
+        groups,
+        extra,
+    })
 }
 
 #[cfg(test)]

@@ -25,22 +25,44 @@ pub fn version() -> Value {
 
 /// Subresource description: (kind, group, version, verbs).
 fn sub_meta(res: &ResourceInfo, sub: &str) -> (String, String, String, Vec<&'static str>) {
-    let same = |kind: &str, verbs: &[&'static str]| (kind.to_string(), String::new(), String::new(), verbs.to_vec());
+    let same = |kind: &str, verbs: &[&'static str]| {
+        (
+            kind.to_string(),
+            String::new(),
+            String::new(),
+            verbs.to_vec(),
+        )
+    };
     match sub {
         "status" => same(&res.kind, &["get", "patch", "update"]),
-        "scale" => ("Scale".into(), "autoscaling".into(), "v1".into(), vec!["get", "patch", "update"]),
+        "scale" => (
+            "Scale".into(),
+            "autoscaling".into(),
+            "v1".into(),
+            vec!["get", "patch", "update"],
+        ),
         "log" => same("Pod", &["get"]),
         "exec" => same("PodExecOptions", &["create", "get"]),
         "attach" => same("PodAttachOptions", &["create", "get"]),
         "portforward" => same("PodPortForwardOptions", &["create", "get"]),
         "binding" => same("Binding", &["create"]),
-        "eviction" => ("Eviction".into(), "policy".into(), "v1".into(), vec!["create"]),
+        "eviction" => (
+            "Eviction".into(),
+            "policy".into(),
+            "v1".into(),
+            vec!["create"],
+        ),
         "ephemeralcontainers" => same("Pod", &["get", "patch", "update"]),
         "proxy" => same(
             &format!("{}ProxyOptions", res.kind),
             &["create", "delete", "get", "patch", "update"],
         ),
-        "token" => ("TokenRequest".into(), "authentication.k8s.io".into(), "v1".into(), vec!["create"]),
+        "token" => (
+            "TokenRequest".into(),
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            vec!["create"],
+        ),
         "finalize" => same(&res.kind, &["update"]),
         "approval" => same(&res.kind, &["get", "patch", "update"]),
         _ => same(&res.kind, &["get"]),
@@ -60,9 +82,14 @@ pub fn groups(resources: &[ResourceInfo]) -> Vec<(String, Vec<String>)> {
             None => out.push((r.group.clone(), vec![r.version.clone()])),
         }
     }
-    out.sort_by_key(|(g, _)| GROUP_ORDER.iter().position(|x| x == g).unwrap_or(usize::MAX));
+    out.sort_by_key(|(g, _)| {
+        GROUP_ORDER
+            .iter()
+            .position(|x| x == g)
+            .unwrap_or(usize::MAX)
+    });
     for (_, vs) in &mut out {
-        vs.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        vs.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
     }
     out
 }
@@ -87,7 +114,11 @@ fn version_priority(v: &str) -> (u8, u32, u32) {
 }
 
 fn gv(group: &str, v: &str) -> String {
-    if group.is_empty() { v.to_string() } else { format!("{group}/{v}") }
+    if group.is_empty() {
+        v.to_string()
+    } else {
+        format!("{group}/{v}")
+    }
 }
 
 /// `/api`.
@@ -100,7 +131,10 @@ pub fn api_versions(server: &str) -> Value {
 }
 
 fn group_obj(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": gv(name, v), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": gv(name, v), "version": v}))
+        .collect();
     json!({
         "name": name,
         "versions": vs,
@@ -110,7 +144,10 @@ fn group_obj(name: &str, versions: &[String]) -> Value {
 
 /// `/apis`.
 pub fn api_group_list(resources: &[ResourceInfo]) -> Value {
-    let gs: Vec<Value> = groups(resources).iter().map(|(g, vs)| group_obj(g, vs)).collect();
+    let gs: Vec<Value> = groups(resources)
+        .iter()
+        .map(|(g, vs)| group_obj(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
 }
 
@@ -125,7 +162,10 @@ pub fn api_group(resources: &[ResourceInfo], group: &str) -> Option<Value> {
 
 /// `/api/v1` or `/apis/{group}/{version}`.
 pub fn resource_list(resources: &[ResourceInfo], group: &str, version: &str) -> Option<Value> {
-    let rs: Vec<&ResourceInfo> = resources.iter().filter(|r| r.group == group && r.version == version).collect();
+    let rs: Vec<&ResourceInfo> = resources
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if rs.is_empty() {
         return None;
     }
@@ -161,7 +201,9 @@ pub fn resource_list(resources: &[ResourceInfo], group: &str, version: &str) -> 
             items.push(o);
         }
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": items}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": items}),
+    )
 }
 
 fn aggregated_resource(r: &ResourceInfo) -> Value {
@@ -195,8 +237,11 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 
 /// Aggregated discovery for `/api` (`legacy`) or `/apis`.
 pub fn aggregated(resources: &[ResourceInfo], legacy: bool) -> Value {
-    let gs: Vec<(String, Vec<String>)> =
-        if legacy { vec![(String::new(), vec!["v1".to_string()])] } else { groups(resources) };
+    let gs: Vec<(String, Vec<String>)> = if legacy {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        groups(resources)
+    };
     let items: Vec<Value> = gs
         .iter()
         .map(|(g, vs)| {

@@ -36,7 +36,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
@@ -54,19 +59,31 @@ impl ApiError {
 
     /// `group.resource` the way the apiserver prints a qualified resource.
     fn qualified(group: &str, resource: &str) -> String {
-        if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+        if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        }
     }
 
     /// 404 for a named object.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", Self::qualified(group, resource)))
-            .with_details(name, group, resource)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} \"{name}\" not found", Self::qualified(group, resource)),
+        )
+        .with_details(name, group, resource)
     }
 
     /// 404 for an unknown path.
     pub fn path_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
-            .with_details("", "", "")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details("", "", "")
     }
 
     /// 409 AlreadyExists.
@@ -74,7 +91,10 @@ impl ApiError {
         Self::new(
             StatusCode::CONFLICT,
             "AlreadyExists",
-            format!("{} \"{name}\" already exists", Self::qualified(group, resource)),
+            format!(
+                "{} \"{name}\" already exists",
+                Self::qualified(group, resource)
+            ),
         )
         .with_details(name, group, resource)
     }
@@ -100,13 +120,18 @@ impl ApiError {
     /// 422 Invalid with one cause per `(field, message)`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: &[(String, String)]) -> Self {
         let msgs: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let gk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let gk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let message = if msgs.len() == 1 {
             format!("{gk} \"{name}\" is invalid: {}", msgs[0])
         } else {
             format!("{gk} \"{name}\" is invalid: [{}]", msgs.join(", "))
         };
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message).with_details(name, group, kind);
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
+            .with_details(name, group, kind);
         if let Some(Value::Object(d)) = &mut e.details {
             d.insert(
                 "causes".into(),
@@ -141,7 +166,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_ACCEPTABLE,
             "NotAcceptable",
-            format!("the server was unable to respond with a content type that the client supports ({accept})"),
+            format!(
+                "the server was unable to respond with a content type that the client supports ({accept})"
+            ),
         )
     }
 
@@ -150,13 +177,19 @@ impl ApiError {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format ({ct}) - accepted media types include: {accepted}"),
+            format!(
+                "the body of the request was in an unknown format ({ct}) - accepted media types include: {accepted}"
+            ),
         )
     }
 
     /// 413 RequestEntityTooLarge.
     pub fn too_large() -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     /// 410 Gone (expired resourceVersion / continue token).
@@ -194,7 +227,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.code.as_u16(), self.reason, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.code.as_u16(),
+            self.reason,
+            self.message
+        )
     }
 }
 

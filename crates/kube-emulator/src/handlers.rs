@@ -65,7 +65,10 @@ impl Ctx {
     }
 
     fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
     }
 
     /// Validates `dryRun` (query and, for deletes, the body) for an options kind.
@@ -79,7 +82,10 @@ impl Ctx {
                 "",
                 &[(
                     "dryRun".into(),
-                    format!("Unsupported value: []string{{{}}}: supported values: \"All\"", shown.join(", ")),
+                    format!(
+                        "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                        shown.join(", ")
+                    ),
                 )],
             ));
         }
@@ -98,7 +104,15 @@ impl Ctx {
             As::PartialMetadata => table::partial_metadata(v),
             _ => with_version(&self.res, v),
         };
-        value_response(status, &out, Negotiated { yaml: self.neg.yaml, as_: As::Object }, self.gzip)
+        value_response(
+            status,
+            &out,
+            Negotiated {
+                yaml: self.neg.yaml,
+                as_: As::Object,
+            },
+            self.gzip,
+        )
     }
 
     fn include(&self) -> IncludeObject {
@@ -119,8 +133,19 @@ impl Ctx {
 
     fn parse_body(&self) -> ApiResult<Value> {
         let ct = self.content_type();
+        if ct.starts_with("application/vnd.kubernetes.protobuf") {
+            return crate::proto::decode(&self.body).map_err(|kind| {
+                ApiError::unsupported_media_type(
+                    &format!("{ct}; kind {kind} is not decodable by kube-emulator"),
+                    "application/json, application/yaml",
+                )
+            });
+        }
         if ct.contains("protobuf") || ct.contains("cbor") {
-            return Err(ApiError::unsupported_media_type(ct, "application/json, application/yaml"));
+            return Err(ApiError::unsupported_media_type(
+                ct,
+                "application/json, application/yaml",
+            ));
         }
         if self.body.is_empty() {
             return Err(ApiError::bad_request("the request body is empty"));
@@ -156,7 +181,12 @@ pub async fn dispatch(ctx: Ctx, method: Method) -> ApiResult<Response<Body>> {
         (Method::GET, true, Some("status" | "approval")) => get(&ctx),
         (Method::GET, true, Some("scale")) => {
             let obj = fetch(&ctx)?;
-            Ok(value_response(StatusCode::OK, &objects::scale_of(&ctx.res, &obj), Negotiated::JSON, ctx.gzip))
+            Ok(value_response(
+                StatusCode::OK,
+                &objects::scale_of(&ctx.res, &obj),
+                Negotiated::JSON,
+                ctx.gzip,
+            ))
         }
         (Method::GET, true, Some("log")) => {
             let pod = fetch(&ctx)?;
@@ -169,7 +199,9 @@ pub async fn dispatch(ctx: Ctx, method: Method) -> ApiResult<Response<Body>> {
             create(&ctx)
         }
         (Method::POST, true, Some("token")) => token_request(&ctx),
-        (Method::PUT, true, None | Some("status" | "scale" | "approval" | "finalize")) => update(&ctx),
+        (Method::PUT, true, None | Some("status" | "scale" | "approval" | "finalize")) => {
+            update(&ctx)
+        }
         (Method::PATCH, true, None | Some("status" | "scale" | "approval")) => patch(&ctx),
         (Method::DELETE, true, None) => delete(&ctx),
         (Method::DELETE, false, None) => delete_collection(&ctx),
@@ -198,7 +230,8 @@ struct ContinueToken {
 
 fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let res = &ctx.res;
-    let labels = LabelSelector::parse(ctx.q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let labels =
+        LabelSelector::parse(ctx.q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(
         ctx.q.get("fieldSelector").map(String::as_str).unwrap_or(""),
         &res.group,
@@ -206,9 +239,10 @@ fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
         res.custom,
     )?;
     let limit: usize = match ctx.q.get("limit") {
-        Some(l) if !l.is_empty() => {
-            l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?.max(0) as usize
-        }
+        Some(l) if !l.is_empty() => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+            .max(0) as usize,
         _ => 0,
     };
     let cont: Option<ContinueToken> = match ctx.q.get("continue").filter(|c| !c.is_empty()) {
@@ -226,11 +260,16 @@ fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let guard = ctx.app.store.read();
     let table_ = guard.table(&ctx.key());
     let list_rv = cont.as_ref().map(|c| c.rv).unwrap_or(guard.rv);
-    let ns_filter = if res.namespaced && !ctx.all_namespaces { Some(ctx.ns.as_str()) } else { None };
+    let ns_filter = if res.namespaced && !ctx.all_namespaces {
+        Some(ctx.ns.as_str())
+    } else {
+        None
+    };
     let iter: Box<dyn Iterator<Item = (&(String, String), &Value)>> = match (&cont, ns_filter) {
-        (Some(c), _) => Box::new(
-            table_.range((std::ops::Bound::Excluded((c.ns.clone(), c.name.clone())), std::ops::Bound::Unbounded)),
-        ),
+        (Some(c), _) => Box::new(table_.range((
+            std::ops::Bound::Excluded((c.ns.clone(), c.name.clone())),
+            std::ops::Bound::Unbounded,
+        ))),
         (None, Some(ns)) => Box::new(table_.range((ns.to_string(), String::new())..)),
         (None, None) => Box::new(table_.iter()),
     };
@@ -256,7 +295,12 @@ fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let continue_token = if remaining > 0 {
         last_key.map(|k| {
             URL_SAFE_NO_PAD.encode(
-                serde_json::to_vec(&ContinueToken { rv: list_rv, ns: k.0.clone(), name: k.1.clone() }).unwrap_or_default(),
+                serde_json::to_vec(&ContinueToken {
+                    rv: list_rv,
+                    ns: k.0.clone(),
+                    name: k.1.clone(),
+                })
+                .unwrap_or_default(),
             )
         })
     } else {
@@ -269,7 +313,10 @@ fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     }
     match ctx.neg.as_ {
         As::Table => {
-            let rows: Vec<Value> = page.iter().map(|o| table::row(res, o, now, include)).collect();
+            let rows: Vec<Value> = page
+                .iter()
+                .map(|o| table::row(res, o, now, include))
+                .collect();
             let v = json!({
                 "kind": "Table",
                 "apiVersion": "meta.k8s.io/v1",
@@ -278,13 +325,29 @@ fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
                 "rows": rows,
             });
             drop(guard);
-            Ok(value_response(StatusCode::OK, &v, Negotiated { yaml: ctx.neg.yaml, as_: As::Object }, ctx.gzip))
+            Ok(value_response(
+                StatusCode::OK,
+                &v,
+                Negotiated {
+                    yaml: ctx.neg.yaml,
+                    as_: As::Object,
+                },
+                ctx.gzip,
+            ))
         }
         As::PartialMetadata => {
             let items: Vec<Value> = page.iter().map(|o| table::partial_metadata(o)).collect();
             let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
             drop(guard);
-            Ok(value_response(StatusCode::OK, &v, Negotiated { yaml: ctx.neg.yaml, as_: As::Object }, ctx.gzip))
+            Ok(value_response(
+                StatusCode::OK,
+                &v,
+                Negotiated {
+                    yaml: ctx.neg.yaml,
+                    as_: As::Object,
+                },
+                ctx.gzip,
+            ))
         }
         _ if ctx.neg.yaml => {
             let items: Vec<Value> = page.iter().map(|o| with_version(res, o)).collect();
@@ -314,7 +377,12 @@ fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
             }
             out.extend_from_slice(b"]}");
             drop(guard);
-            Ok(bytes_response(StatusCode::OK, "application/json", out, ctx.gzip))
+            Ok(bytes_response(
+                StatusCode::OK,
+                "application/json",
+                out,
+                ctx.gzip,
+            ))
         }
     }
 }
@@ -330,7 +398,11 @@ fn start_watch(ctx: &Ctx) -> ApiResult<Response<Body>> {
     }
     let params = WatchParams {
         resource_version: ctx.q.get("resourceVersion").cloned(),
-        rv_match: ctx.q.get("resourceVersionMatch").cloned().filter(|s| !s.is_empty()),
+        rv_match: ctx
+            .q
+            .get("resourceVersionMatch")
+            .cloned()
+            .filter(|s| !s.is_empty()),
         send_initial: ctx.q.get("sendInitialEvents").map(|v| v == "true"),
         bookmarks: ctx.qb("allowWatchBookmarks"),
         timeout: ctx
@@ -340,7 +412,11 @@ fn start_watch(ctx: &Ctx) -> ApiResult<Response<Body>> {
             .filter(|t| *t > 0)
             .map(Duration::from_secs)
             .unwrap_or(watch::DEFAULT_TIMEOUT),
-        namespace: if res.namespaced && !ctx.all_namespaces { Some(ctx.ns.clone()) } else { None },
+        namespace: if res.namespaced && !ctx.all_namespaces {
+            Some(ctx.ns.clone())
+        } else {
+            None
+        },
         labels: LabelSelector::parse(ctx.q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
         fields: FieldSelector::parse(&fs, &res.group, &res.plural, res.custom)?,
         neg: ctx.neg,
@@ -358,12 +434,15 @@ fn create(ctx: &Ctx) -> ApiResult<Response<Body>> {
         objects::prepare_create(&ctx.res, &mut obj, &ctx.ns, &g, &now)?
     };
     let res = &ctx.res;
-    let (created, _) = ctx.app.store.modify(&ctx.key(), &ctx.ns, &name, dry, |cur, _, _| {
-        if cur.is_some() {
-            return Err(ApiError::already_exists(&res.group, &res.plural, &name));
-        }
-        Ok(Change::Create(obj))
-    })?;
+    let (created, _) = ctx
+        .app
+        .store
+        .modify(&ctx.key(), &ctx.ns, &name, dry, |cur, _, _| {
+            if cur.is_some() {
+                return Err(ApiError::already_exists(&res.group, &res.plural, &name));
+            }
+            Ok(Change::Create(obj))
+        })?;
     if !dry {
         after_create(&ctx.app, res, &created);
     }
@@ -373,14 +452,19 @@ fn create(ctx: &Ctx) -> ApiResult<Response<Body>> {
 /// Side effects of creations (the namespace controller's `default` ServiceAccount).
 pub fn after_create(app: &App, res: &ResourceInfo, obj: &Value) {
     if res.group.is_empty() && res.plural == "namespaces" {
-        let ns = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         ensure_service_account(app, &ns, "default");
     }
 }
 
 /// Creates a ServiceAccount if it does not exist.
 pub fn ensure_service_account(app: &App, ns: &str, name: &str) {
-    let Some(res) = app.store.resolve("", "v1", "serviceaccounts") else { return };
+    let Some(res) = app.store.resolve("", "v1", "serviceaccounts") else {
+        return;
+    };
     let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}});
     let now = now_rfc3339();
     let prepared = {
@@ -388,12 +472,14 @@ pub fn ensure_service_account(app: &App, ns: &str, name: &str) {
         objects::prepare_create(&res, &mut sa, ns, &g, &now)
     };
     if prepared.is_ok() {
-        let _ = app.store.modify("/serviceaccounts", ns, name, false, |cur, _, _| {
-            Ok(match cur {
-                Some(c) => Change::Unchanged(c.clone()),
-                None => Change::Create(sa),
-            })
-        });
+        let _ = app
+            .store
+            .modify("/serviceaccounts", ns, name, false, |cur, _, _| {
+                Ok(match cur {
+                    Some(c) => Change::Unchanged(c.clone()),
+                    None => Change::Create(sa),
+                })
+            });
     }
 }
 
@@ -402,7 +488,11 @@ fn check_precondition_rv(ctx: &Ctx, cur: &Value, new: &Value) -> ApiResult<()> {
         && !rv.is_empty()
         && cur["metadata"]["resourceVersion"].as_str() != Some(rv)
     {
-        return Err(ApiError::conflict(&ctx.res.group, &ctx.res.plural, ctx.name()));
+        return Err(ApiError::conflict(
+            &ctx.res.group,
+            &ctx.res.plural,
+            ctx.name(),
+        ));
     }
     Ok(())
 }
@@ -413,27 +503,51 @@ fn update(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let res = &ctx.res;
     let now = now_rfc3339();
     let sub = ctx.sub.as_deref();
-    let (obj, _) = ctx.app.store.modify(&ctx.key(), &ctx.ns, ctx.name(), dry, |cur, inner, _| {
-        let cur = cur.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, ctx.name()))?;
-        if sub == Some("scale") {
-            check_precondition_rv(ctx, cur, &body)?;
-            let replicas = body["spec"]["replicas"].as_i64().unwrap_or(0);
-            let mut new = cur.clone();
-            objects::set_replicas(res, &mut new, replicas);
-            objects::prepare_update(res, cur, &mut new, None, inner, &now)?;
-            return Ok(if new == *cur { Change::Unchanged(new) } else { Change::Update(new) });
-        }
-        let mut new = body;
-        check_precondition_rv(ctx, cur, &new)?;
-        let sub = if sub == Some("approval") { Some("status") } else { sub };
-        objects::prepare_update(res, cur, &mut new, sub, inner, &now)?;
-        if let Some(m) = new["metadata"].as_object_mut() {
-            m.insert("resourceVersion".into(), cur["metadata"]["resourceVersion"].clone());
-        }
-        Ok(if new == *cur { Change::Unchanged(new) } else { Change::Update(new) })
-    })?;
+    let (obj, _) =
+        ctx.app
+            .store
+            .modify(&ctx.key(), &ctx.ns, ctx.name(), dry, |cur, inner, _| {
+                let cur =
+                    cur.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, ctx.name()))?;
+                if sub == Some("scale") {
+                    check_precondition_rv(ctx, cur, &body)?;
+                    let replicas = body["spec"]["replicas"].as_i64().unwrap_or(0);
+                    let mut new = cur.clone();
+                    objects::set_replicas(res, &mut new, replicas);
+                    objects::prepare_update(res, cur, &mut new, None, inner, &now)?;
+                    return Ok(if new == *cur {
+                        Change::Unchanged(new)
+                    } else {
+                        Change::Update(new)
+                    });
+                }
+                let mut new = body;
+                check_precondition_rv(ctx, cur, &new)?;
+                let sub = if sub == Some("approval") {
+                    Some("status")
+                } else {
+                    sub
+                };
+                objects::prepare_update(res, cur, &mut new, sub, inner, &now)?;
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.insert(
+                        "resourceVersion".into(),
+                        cur["metadata"]["resourceVersion"].clone(),
+                    );
+                }
+                Ok(if new == *cur {
+                    Change::Unchanged(new)
+                } else {
+                    Change::Update(new)
+                })
+            })?;
     if ctx.sub.as_deref() == Some("scale") {
-        return Ok(value_response(StatusCode::OK, &objects::scale_of(res, &obj), Negotiated::JSON, ctx.gzip));
+        return Ok(value_response(
+            StatusCode::OK,
+            &objects::scale_of(res, &obj),
+            Negotiated::JSON,
+            ctx.gzip,
+        ));
     }
     Ok(ctx.respond(StatusCode::OK, &obj))
 }
@@ -447,7 +561,8 @@ fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
     } else {
         "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
     };
-    let pt = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct, accepted))?;
+    let pt = PatchType::from_content_type(&ct)
+        .ok_or_else(|| ApiError::unsupported_media_type(&ct, accepted))?;
     if pt == PatchType::Strategic && res.custom {
         return Err(ApiError::unsupported_media_type(&ct, accepted));
     }
@@ -457,7 +572,10 @@ fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
             "meta.k8s.io",
             "PatchOptions",
             "",
-            &[("fieldManager".into(), "Required value: is required for apply patch".into())],
+            &[(
+                "fieldManager".into(),
+                "Required value: is required for apply patch".into(),
+            )],
         ));
     }
     let patch_value: Option<Value> = match pt {
@@ -482,67 +600,108 @@ fn patch(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let now = now_rfc3339();
     let sub = ctx.sub.as_deref();
     let mut created = false;
-    let (obj, _) = ctx.app.store.modify(&ctx.key(), &ctx.ns, ctx.name(), dry, |cur, inner, _| {
-        let Some(cur) = cur else {
-            if pt == PatchType::Apply && sub.is_none() {
-                let mut obj = patch_value.clone().unwrap_or_default();
-                objects::prepare_create(res, &mut obj, &ctx.ns, inner, &now)?;
-                created = true;
-                return Ok(Change::Create(obj));
-            }
-            return Err(ApiError::not_found(&res.group, &res.plural, ctx.name()));
-        };
-        let base = if sub == Some("scale") { objects::scale_of(res, cur) } else { cur.clone() };
-        let patched = match pt {
-            PatchType::Json => patch::apply_json_patch(&base, &ctx.body)?,
-            PatchType::Merge => patch::apply_merge_patch(&base, patch_value.as_ref().unwrap_or(&Value::Null)),
-            PatchType::Strategic => patch::apply_strategic(&base, patch_value.as_ref().unwrap_or(&Value::Null))?,
-            PatchType::Apply => {
-                let applied = patch_value.clone().unwrap_or_default();
-                if res.custom {
-                    patch::apply_merge_patch(&base, &applied)
+    let (obj, _) =
+        ctx.app
+            .store
+            .modify(&ctx.key(), &ctx.ns, ctx.name(), dry, |cur, inner, _| {
+                let Some(cur) = cur else {
+                    if pt == PatchType::Apply && sub.is_none() {
+                        let mut obj = patch_value.clone().unwrap_or_default();
+                        objects::prepare_create(res, &mut obj, &ctx.ns, inner, &now)?;
+                        created = true;
+                        return Ok(Change::Create(obj));
+                    }
+                    return Err(ApiError::not_found(&res.group, &res.plural, ctx.name()));
+                };
+                let base = if sub == Some("scale") {
+                    objects::scale_of(res, cur)
                 } else {
-                    patch::apply_strategic(&base, &applied)?
+                    cur.clone()
+                };
+                let patched = match pt {
+                    PatchType::Json => patch::apply_json_patch(&base, &ctx.body)?,
+                    PatchType::Merge => patch::apply_merge_patch(
+                        &base,
+                        patch_value.as_ref().unwrap_or(&Value::Null),
+                    ),
+                    PatchType::Strategic => {
+                        patch::apply_strategic(&base, patch_value.as_ref().unwrap_or(&Value::Null))?
+                    }
+                    PatchType::Apply => {
+                        let applied = patch_value.clone().unwrap_or_default();
+                        if res.custom {
+                            patch::apply_merge_patch(&base, &applied)
+                        } else {
+                            patch::apply_strategic(&base, &applied)?
+                        }
+                    }
+                };
+                check_precondition_rv(ctx, cur, &patched)?;
+                let mut new = if sub == Some("scale") {
+                    let mut n = cur.clone();
+                    objects::set_replicas(
+                        res,
+                        &mut n,
+                        patched["spec"]["replicas"].as_i64().unwrap_or(0),
+                    );
+                    n
+                } else {
+                    patched
+                };
+                let sub = match sub {
+                    Some("scale") => None,
+                    Some("approval") => Some("status"),
+                    s => s,
+                };
+                objects::prepare_update(res, cur, &mut new, sub, inner, &now)?;
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.insert(
+                        "resourceVersion".into(),
+                        cur["metadata"]["resourceVersion"].clone(),
+                    );
                 }
-            }
-        };
-        check_precondition_rv(ctx, cur, &patched)?;
-        let mut new = if sub == Some("scale") {
-            let mut n = cur.clone();
-            objects::set_replicas(res, &mut n, patched["spec"]["replicas"].as_i64().unwrap_or(0));
-            n
-        } else {
-            patched
-        };
-        let sub = match sub {
-            Some("scale") => None,
-            Some("approval") => Some("status"),
-            s => s,
-        };
-        objects::prepare_update(res, cur, &mut new, sub, inner, &now)?;
-        if let Some(m) = new["metadata"].as_object_mut() {
-            m.insert("resourceVersion".into(), cur["metadata"]["resourceVersion"].clone());
-        }
-        Ok(if new == *cur { Change::Unchanged(new) } else { Change::Update(new) })
-    })?;
+                Ok(if new == *cur {
+                    Change::Unchanged(new)
+                } else {
+                    Change::Update(new)
+                })
+            })?;
     if created && !dry {
         after_create(&ctx.app, res, &obj);
     }
     if ctx.sub.as_deref() == Some("scale") {
-        return Ok(value_response(StatusCode::OK, &objects::scale_of(res, &obj), Negotiated::JSON, ctx.gzip));
+        return Ok(value_response(
+            StatusCode::OK,
+            &objects::scale_of(res, &obj),
+            Negotiated::JSON,
+            ctx.gzip,
+        ));
     }
-    Ok(ctx.respond(if created { StatusCode::CREATED } else { StatusCode::OK }, &obj))
+    Ok(ctx.respond(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &obj,
+    ))
 }
 
 fn delete_options(ctx: &Ctx) -> ApiResult<Value> {
     if ctx.body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&ctx.body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))
+    serde_json::from_slice(&ctx.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))
 }
 
 fn body_dry_run(opts: &Value) -> Vec<String> {
-    opts["dryRun"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
+    opts["dryRun"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
 }
 
 fn mark_deleted(res: &ResourceInfo, obj: &mut Value, grace: Option<i64>) {
@@ -570,7 +729,9 @@ fn delete(ctx: &Ctx) -> ApiResult<Response<Body>> {
             ctx.name()
         )));
     }
-    let grace = opts["gracePeriodSeconds"].as_i64().or_else(|| ctx.q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    let grace = opts["gracePeriodSeconds"]
+        .as_i64()
+        .or_else(|| ctx.q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
     let pre = opts["preconditions"].clone();
     let (obj, _) = ctx.app.store.modify(&ctx.key(), &ctx.ns, ctx.name(), dry, |cur, _, _| {
         let cur = cur.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, ctx.name()))?;
@@ -611,7 +772,12 @@ fn delete(ctx: &Ctx) -> ApiResult<Response<Body>> {
         "status": "Success",
         "details": {"name": ctx.name(), "group": res.group, "kind": res.plural, "uid": obj["metadata"]["uid"]},
     });
-    Ok(value_response(StatusCode::OK, &status, Negotiated::JSON, ctx.gzip))
+    Ok(value_response(
+        StatusCode::OK,
+        &status,
+        Negotiated::JSON,
+        ctx.gzip,
+    ))
 }
 
 /// Cascades of deletions: namespace contents, a CRD's custom resources.
@@ -631,23 +797,32 @@ fn delete_collection(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let opts = delete_options(ctx)?;
     let dry = ctx.dry("DeleteOptions", &body_dry_run(&opts))?;
     let res = &ctx.res;
-    let labels = LabelSelector::parse(ctx.q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let labels =
+        LabelSelector::parse(ctx.q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(
         ctx.q.get("fieldSelector").map(String::as_str).unwrap_or(""),
         &res.group,
         &res.plural,
         res.custom,
     )?;
-    let ns = if res.namespaced && !ctx.all_namespaces { Some(ctx.ns.as_str()) } else { None };
+    let ns = if res.namespaced && !ctx.all_namespaces {
+        Some(ctx.ns.as_str())
+    } else {
+        None
+    };
     let removed: Vec<Value> = if dry {
         let g = ctx.app.store.read();
         g.table(&ctx.key())
             .iter()
-            .filter(|((n, _), v)| ns.is_none_or(|w| w == n) && labels.matches(v) && fields.matches(v))
+            .filter(|((n, _), v)| {
+                ns.is_none_or(|w| w == n) && labels.matches(v) && fields.matches(v)
+            })
             .map(|(_, v)| v.clone())
             .collect()
     } else {
-        ctx.app.store.remove_where(&ctx.key(), ns, |v| labels.matches(v) && fields.matches(v))
+        ctx.app
+            .store
+            .remove_where(&ctx.key(), ns, |v| labels.matches(v) && fields.matches(v))
     };
     if !dry {
         for o in &removed {
@@ -667,13 +842,22 @@ fn delete_collection(ctx: &Ctx) -> ApiResult<Response<Body>> {
         "metadata": {"resourceVersion": ctx.app.store.current_rv().to_string()},
         "items": items,
     });
-    Ok(value_response(StatusCode::OK, &v, Negotiated::JSON, ctx.gzip))
+    Ok(value_response(
+        StatusCode::OK,
+        &v,
+        Negotiated::JSON,
+        ctx.gzip,
+    ))
 }
 
 fn token_request(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let _dry = ctx.dry("CreateOptions", &[])?;
     let sa = fetch(ctx)?;
-    let body = if ctx.body.is_empty() { json!({}) } else { ctx.parse_body()? };
+    let body = if ctx.body.is_empty() {
+        json!({})
+    } else {
+        ctx.parse_body()?
+    };
     let spec = &body["spec"];
     let exp_secs = spec["expirationSeconds"].as_i64().unwrap_or(3600);
     if exp_secs < 600 {
@@ -681,11 +865,18 @@ fn token_request(ctx: &Ctx) -> ApiResult<Response<Body>> {
             "authentication.k8s.io",
             "TokenRequest",
             "",
-            &[("spec.expirationSeconds".into(), "Invalid value: may not specify a duration less than 10 minutes".into())],
+            &[(
+                "spec.expirationSeconds".into(),
+                "Invalid value: may not specify a duration less than 10 minutes".into(),
+            )],
         ));
     }
-    let mut audiences: Vec<String> =
-        spec["audiences"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)).collect();
+    let mut audiences: Vec<String> = spec["audiences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
     if audiences.is_empty() {
         audiences = vec![auth::ISSUER.to_string()];
     }
@@ -694,15 +885,22 @@ fn token_request(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let claims = TokenClaims {
         namespace: ctx.ns.clone(),
         name: ctx.name().to_string(),
-        sa_uid: sa["metadata"]["uid"].as_str().unwrap_or_default().to_string(),
+        sa_uid: sa["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         audiences: audiences.clone(),
         exp,
         jti: uuid::Uuid::new_v4().to_string(),
-        bound: spec["boundObjectRef"].as_object().map(|_| spec["boundObjectRef"].clone()),
+        bound: spec["boundObjectRef"]
+            .as_object()
+            .map(|_| spec["boundObjectRef"].clone()),
     };
     // Even with dryRun=All a real, usable token is returned (like the apiserver).
     let token = ctx.app.signer.mint(&claims, now);
-    let exp_ts = jiff::Timestamp::from_second(exp).map(|t| t.to_string()).unwrap_or_default();
+    let exp_ts = jiff::Timestamp::from_second(exp)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let mut out_spec = json!({"audiences": audiences, "expirationSeconds": exp_secs, "boundObjectRef": spec["boundObjectRef"].clone()});
     if spec["boundObjectRef"].is_null() {
         out_spec["boundObjectRef"] = Value::Null;
@@ -714,13 +912,22 @@ fn token_request(ctx: &Ctx) -> ApiResult<Response<Body>> {
         "spec": out_spec,
         "status": {"token": token, "expirationTimestamp": exp_ts},
     });
-    Ok(value_response(StatusCode::CREATED, &v, Negotiated::JSON, ctx.gzip))
+    Ok(value_response(
+        StatusCode::CREATED,
+        &v,
+        Negotiated::JSON,
+        ctx.gzip,
+    ))
 }
 
 fn reviews(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let _ = ctx.dry("CreateOptions", &[])?;
     let res = &ctx.res;
-    let mut body = if ctx.body.is_empty() { json!({}) } else { ctx.parse_body()? };
+    let mut body = if ctx.body.is_empty() {
+        json!({})
+    } else {
+        ctx.parse_body()?
+    };
     objects::check_type(res, &mut body)?;
     body["metadata"] = json!({"creationTimestamp": null});
     let status = match res.plural.as_str() {
@@ -736,16 +943,28 @@ fn reviews(ctx: &Ctx) -> ApiResult<Response<Body>> {
             let ident = ctx.app.authenticate_token(token);
             match (ident, claims) {
                 (Some(id), claims) => {
-                    let token_aud = claims.map(|c| c.audiences).unwrap_or_else(|| vec![auth::ISSUER.to_string()]);
-                    let check: Vec<String> = if wanted.is_empty() { vec![auth::ISSUER.to_string()] } else { wanted.clone() };
-                    let common: Vec<String> = check.iter().filter(|a| token_aud.contains(a)).cloned().collect();
+                    let token_aud = claims
+                        .map(|c| c.audiences)
+                        .unwrap_or_else(|| vec![auth::ISSUER.to_string()]);
+                    let check: Vec<String> = if wanted.is_empty() {
+                        vec![auth::ISSUER.to_string()]
+                    } else {
+                        wanted.clone()
+                    };
+                    let common: Vec<String> = check
+                        .iter()
+                        .filter(|a| token_aud.contains(a))
+                        .cloned()
+                        .collect();
                     if common.is_empty() {
                         json!({"authenticated": false, "user": {}, "error": "[invalid bearer token, token audiences [...] is invalid for the target audiences]"})
                     } else {
                         json!({"authenticated": true, "user": id.to_user_info(), "audiences": common})
                     }
                 }
-                (None, _) => json!({"authenticated": false, "user": {}, "error": "[invalid bearer token, service account token has been invalidated]"}),
+                (None, _) => {
+                    json!({"authenticated": false, "user": {}, "error": "[invalid bearer token, service account token has been invalidated]"})
+                }
             }
         }
         "selfsubjectreviews" => json!({"userInfo": ctx.identity.to_user_info()}),
@@ -760,7 +979,12 @@ fn reviews(ctx: &Ctx) -> ApiResult<Response<Body>> {
         _ => json!({}),
     };
     body["status"] = status;
-    Ok(value_response(StatusCode::CREATED, &body, Negotiated::JSON, ctx.gzip))
+    Ok(value_response(
+        StatusCode::CREATED,
+        &body,
+        Negotiated::JSON,
+        ctx.gzip,
+    ))
 }
 
 /// Inserts (creates or replaces) an object directly, creating its namespace if needed.
@@ -772,9 +996,15 @@ pub fn insert_object(app: &App, mut obj: Value) -> ApiResult<Value> {
         .resolve_kind(&av, &kind)
         .ok_or_else(|| ApiError::bad_request(format!("no resource for {av} {kind}")))?;
     let ns = if res.namespaced {
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
         if !app.store.read().namespace_exists(&ns) {
-            insert_object(app, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))?;
+            insert_object(
+                app,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )?;
         }
         ns
     } else {

@@ -44,13 +44,13 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<Value> 
             .chain(spec["ephemeralContainers"].as_array().into_iter().flatten())
     };
     match requested.filter(|c| !c.is_empty()) {
-        Some(c) => all()
-            .find(|x| x["name"] == c)
-            .cloned()
-            .ok_or_else(|| ApiError::bad_request(format!("container {c} is not valid for pod {pod_name}"))),
+        Some(c) => all().find(|x| x["name"] == c).cloned().ok_or_else(|| {
+            ApiError::bad_request(format!("container {c} is not valid for pod {pod_name}"))
+        }),
         None => {
             let cs = names(&spec["containers"]);
-            if let Some(d) = pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str()
+            if let Some(d) =
+                pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str()
                 && let Some(c) = all().find(|x| x["name"] == d)
             {
                 return Ok(c.clone());
@@ -58,10 +58,16 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<Value> 
             if cs.len() == 1 {
                 return Ok(spec["containers"][0].clone());
             }
-            let mut msg = format!("a container name must be specified for pod {pod_name}, choose one of: [{}]", cs.join(" "));
+            let mut msg = format!(
+                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                cs.join(" ")
+            );
             let init = names(&spec["initContainers"]);
             if !init.is_empty() {
-                msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    init.join(" ")
+                ));
             }
             Err(ApiError::bad_request(msg))
         }
@@ -70,7 +76,8 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<Value> 
 
 fn resolve_env(app: &App, ns: &str, container: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let decode = |s: &str| String::from_utf8_lossy(&STANDARD.decode(s).unwrap_or_default()).to_string();
+    let decode =
+        |s: &str| String::from_utf8_lossy(&STANDARD.decode(s).unwrap_or_default()).to_string();
     for src in container["envFrom"].as_array().into_iter().flatten() {
         let prefix = src["prefix"].as_str().unwrap_or("");
         if let Some(n) = src["secretRef"]["name"].as_str()
@@ -93,10 +100,19 @@ fn resolve_env(app: &App, ns: &str, container: &Value) -> Vec<(String, String)> 
         let value = if let Some(v) = e["value"].as_str() {
             v.to_string()
         } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
-            let (n, k) = (r["name"].as_str().unwrap_or(""), r["key"].as_str().unwrap_or(""));
-            app.store.get("/secrets", ns, n).and_then(|s| s["data"][k].as_str().map(decode)).unwrap_or_default()
+            let (n, k) = (
+                r["name"].as_str().unwrap_or(""),
+                r["key"].as_str().unwrap_or(""),
+            );
+            app.store
+                .get("/secrets", ns, n)
+                .and_then(|s| s["data"][k].as_str().map(decode))
+                .unwrap_or_default()
         } else if let Some(r) = e["valueFrom"]["configMapKeyRef"].as_object() {
-            let (n, k) = (r["name"].as_str().unwrap_or(""), r["key"].as_str().unwrap_or(""));
+            let (n, k) = (
+                r["name"].as_str().unwrap_or(""),
+                r["key"].as_str().unwrap_or(""),
+            );
             app.store
                 .get("/configmaps", ns, n)
                 .and_then(|c| c["data"][k].as_str().map(String::from))
@@ -115,7 +131,9 @@ pub fn startup_lines(app: &App, pod: &Value, container: &Value) -> Vec<String> {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
     let c = container["name"].as_str().unwrap_or("");
     let image = container["image"].as_str().unwrap_or("");
-    let port = container["ports"][0]["containerPort"].as_i64().unwrap_or(8080);
+    let port = container["ports"][0]["containerPort"]
+        .as_i64()
+        .unwrap_or(8080);
     let mut lines = vec![
         format!("[{c}] starting container {c} of pod {ns}/{pod_name} (image {image})"),
         format!("[{c}] loading configuration"),
@@ -138,7 +156,9 @@ pub fn startup_lines(app: &App, pod: &Value, container: &Value) -> Vec<String> {
 }
 
 fn rfc3339_nano(secs: i64, nanos: i32) -> String {
-    let base = jiff::Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_default();
+    let base = jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     format!("{}.{:09}Z", base.trim_end_matches('Z'), nanos.max(0))
 }
 
@@ -146,7 +166,10 @@ fn rfc3339_nano(secs: i64, nanos: i32) -> String {
 pub fn serve(app: Arc<App>, pod: Value, q: &HashMap<String, String>) -> ApiResult<Response<Body>> {
     let container = pick_container(&pod, q.get("container").map(String::as_str))?;
     let cname = container["name"].as_str().unwrap_or_default().to_string();
-    let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let pod_name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if q.get("previous").is_some_and(|v| v == "true") {
         return Err(ApiError::bad_request(format!(
             "previous terminated container \"{cname}\" in pod \"{pod_name}\" not found"
@@ -154,7 +177,10 @@ pub fn serve(app: Arc<App>, pod: Value, q: &HashMap<String, String>) -> ApiResul
     }
     let timestamps = q.get("timestamps").is_some_and(|v| v == "true");
     let follow = q.get("follow").is_some_and(|v| v == "true");
-    let tail: Option<usize> = q.get("tailLines").and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as usize);
+    let tail: Option<usize> = q
+        .get("tailLines")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(|n| n.max(0) as usize);
     let limit_bytes: Option<usize> = q.get("limitBytes").and_then(|v| v.parse().ok());
     let start = pod["status"]["startTime"]
         .as_str()
@@ -165,7 +191,13 @@ pub fn serve(app: Arc<App>, pod: Value, q: &HashMap<String, String>) -> ApiResul
     let mut lines: Vec<String> = startup_lines(&app, &pod, &container)
         .into_iter()
         .enumerate()
-        .map(|(i, l)| if timestamps { format!("{} {l}", rfc3339_nano(start, i as i32 * 1000)) } else { l })
+        .map(|(i, l)| {
+            if timestamps {
+                format!("{} {l}", rfc3339_nano(start, i as i32 * 1000))
+            } else {
+                l
+            }
+        })
         .collect();
     if let Some(t) = tail {
         let skip = lines.len().saturating_sub(t);
@@ -180,9 +212,17 @@ pub fn serve(app: Arc<App>, pod: Value, q: &HashMap<String, String>) -> ApiResul
         text.truncate(lb.min(text.len()));
     }
     if !follow {
-        return Ok(bytes_response(StatusCode::OK, "text/plain", text.into_bytes(), false));
+        return Ok(bytes_response(
+            StatusCode::OK,
+            "text/plain",
+            text.into_bytes(),
+            false,
+        ));
     }
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let ns = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let uid = pod["metadata"]["uid"].clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let shutdown = app.shutdown.clone();
@@ -207,7 +247,10 @@ pub fn serve(app: Arc<App>, pod: Value, q: &HashMap<String, String>) -> ApiResul
             let line = format!("[{cname}] heartbeat {n}");
             let line = if timestamps {
                 let now = jiff::Timestamp::now();
-                format!("{} {line}\n", rfc3339_nano(now.as_second(), now.subsec_nanosecond()))
+                format!(
+                    "{} {line}\n",
+                    rfc3339_nano(now.as_second(), now.subsec_nanosecond())
+                )
             } else {
                 format!("{line}\n")
             };
@@ -216,7 +259,10 @@ pub fn serve(app: Arc<App>, pod: Value, q: &HashMap<String, String>) -> ApiResul
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|b| Ok::<_, Infallible>(Frame::data(b)))));
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(|b| Ok::<_, Infallible>(Frame::data(b))))
+    });
     let body = StreamBody::new(stream).boxed_unsync();
     Ok(Response::builder()
         .status(StatusCode::OK)

@@ -13,7 +13,9 @@ use crate::store::Inner;
 
 /// Current time as an RFC 3339 string with second precision.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::from_second(now_secs()).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::from_second(now_secs())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// Current unix time in seconds.
@@ -25,13 +27,18 @@ pub fn now_secs() -> i64 {
 pub fn random_suffix(n: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let u = uuid::Uuid::new_v4();
-    u.as_bytes().iter().take(n).map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect()
+    u.as_bytes()
+        .iter()
+        .take(n)
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
@@ -43,7 +50,9 @@ fn is_dns_label(s: &str) -> bool {
 /// Checks `kind`/`apiVersion` of a body against the resource and fills them in when missing.
 pub fn check_type(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
     let Some(m) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let want_av = res.api_version();
     match m.get("apiVersion").and_then(Value::as_str) {
@@ -79,9 +88,17 @@ pub fn check_type(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
 }
 
 /// Fills metadata for a create and validates name/namespace. Returns the final name.
-pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, ns: &str, inner: &Inner, now: &str) -> ApiResult<String> {
+pub fn prepare_create(
+    res: &ResourceInfo,
+    obj: &mut Value,
+    ns: &str,
+    inner: &Inner,
+    now: &str,
+) -> ApiResult<String> {
     check_type(res, obj)?;
-    let md = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    let md = obj["metadata"]
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
     if res.namespaced {
         match md.get("namespace").and_then(Value::as_str) {
             Some(n) if !n.is_empty() && n != ns => {
@@ -96,7 +113,11 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, ns: &str, inner: &Inn
         if !inner.namespace_exists(ns) {
             return Err(ApiError::not_found("", "namespaces", ns));
         }
-        if inner.table("/namespaces").get(&(String::new(), ns.to_string())).is_some_and(|n| n["metadata"].get("deletionTimestamp").is_some()) {
+        if inner
+            .table("/namespaces")
+            .get(&(String::new(), ns.to_string()))
+            .is_some_and(|n| n["metadata"].get("deletionTimestamp").is_some())
+        {
             return Err(ApiError::forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 res.plural,
@@ -106,7 +127,11 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, ns: &str, inner: &Inn
     } else {
         md.remove("namespace");
     }
-    let mut name = md.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut name = md
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if name.is_empty()
         && let Some(gn) = md.get("generateName").and_then(Value::as_str)
         && !gn.is_empty()
@@ -119,12 +144,20 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, ns: &str, inner: &Inn
             &res.group,
             &res.kind,
             "",
-            &[("metadata.name".into(), "Required value: name or generateName is required".into())],
+            &[(
+                "metadata.name".into(),
+                "Required value: name or generateName is required".into(),
+            )],
         ));
     }
     let label_only = matches!(res.plural.as_str(), "namespaces" | "services");
-    let ok = if label_only { is_dns_label(&name) } else { is_dns_subdomain(&name) };
-    let ok = ok || (res.group == "rbac.authorization.k8s.io" && !name.contains('/') && !name.contains('%'));
+    let ok = if label_only {
+        is_dns_label(&name)
+    } else {
+        is_dns_subdomain(&name)
+    };
+    let ok = ok
+        || (res.group == "rbac.authorization.k8s.io" && !name.contains('/') && !name.contains('%'));
     if !ok {
         return Err(ApiError::invalid(
             &res.group,
@@ -196,8 +229,17 @@ pub fn prepare_update(
         return Ok(());
     }
     {
-        let md = new["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-        for k in ["name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+        let md = new["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+        ] {
             match old_md.get(k) {
                 Some(v) => {
                     md.insert(k.into(), v.clone());
@@ -218,17 +260,21 @@ pub fn prepare_update(
             }
         }
     }
-    if res.plural == "secrets" || res.plural == "configmaps" {
-        if old["immutable"].as_bool() == Some(true)
-            && (old.get("data") != new.get("data") || old.get("binaryData") != new.get("binaryData") || new["immutable"].as_bool() != Some(true))
-        {
-            return Err(ApiError::invalid(
-                &res.group,
-                &res.kind,
-                name,
-                &[("data".into(), "Forbidden: field is immutable when `immutable` is set".into())],
-            ));
-        }
+    if (res.plural == "secrets" || res.plural == "configmaps")
+        && old["immutable"].as_bool() == Some(true)
+        && (old.get("data") != new.get("data")
+            || old.get("binaryData") != new.get("binaryData")
+            || new["immutable"].as_bool() != Some(true))
+    {
+        return Err(ApiError::invalid(
+            &res.group,
+            &res.kind,
+            name,
+            &[(
+                "data".into(),
+                "Forbidden: field is immutable when `immutable` is set".into(),
+            )],
+        ));
     }
     let changed = |o: &Value, n: &Value| {
         let strip = |v: &Value| {
@@ -261,7 +307,7 @@ fn obj_mut<'a>(v: &'a mut Value, k: &str) -> &'a mut Map<String, Value> {
     v[k].as_object_mut().expect("just set to an object")
 }
 
-fn require(res: &ResourceInfo, name: &str, causes: &mut Vec<(String, String)>) -> ApiResult<()> {
+fn require(res: &ResourceInfo, name: &str, causes: &mut [(String, String)]) -> ApiResult<()> {
     if causes.is_empty() {
         Ok(())
     } else {
@@ -270,23 +316,37 @@ fn require(res: &ResourceInfo, name: &str, causes: &mut Vec<(String, String)>) -
 }
 
 fn default_containers(spec: &mut Value, path: &str, causes: &mut Vec<(String, String)>) {
-    if !spec["containers"].as_array().is_some_and(|a| !a.is_empty()) {
+    if spec["containers"].as_array().is_none_or(|a| a.is_empty()) {
         causes.push((format!("{path}.containers"), "Required value".into()));
         return;
     }
     for key in ["containers", "initContainers"] {
-        let Some(cs) = spec[key].as_array_mut() else { continue };
+        let Some(cs) = spec[key].as_array_mut() else {
+            continue;
+        };
         for (i, c) in cs.iter_mut().enumerate() {
             let Some(m) = c.as_object_mut() else { continue };
-            if m.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if m.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 causes.push((format!("{path}.{key}[{i}].name"), "Required value".into()));
             }
-            let image = m.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+            let image = m
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if image.is_empty() {
                 causes.push((format!("{path}.{key}[{i}].image"), "Required value".into()));
             }
-            let latest = !image.rsplit('/').next().unwrap_or("").contains(':') || image.ends_with(":latest");
-            set_default(m, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+            let latest =
+                !image.rsplit('/').next().unwrap_or("").contains(':') || image.ends_with(":latest");
+            set_default(
+                m,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
             set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(m, "terminationMessagePolicy", json!("File"));
             set_default(m, "resources", json!({}));
@@ -309,7 +369,13 @@ fn default_containers(spec: &mut Value, path: &str, causes: &mut Vec<(String, St
 }
 
 fn pod_status(pod: &Value, now: &str) -> Value {
-    let idx = pod["metadata"]["uid"].as_str().map(|u| u.bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32))).unwrap_or(0);
+    let idx = pod["metadata"]["uid"]
+        .as_str()
+        .map(|u| {
+            u.bytes()
+                .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32))
+        })
+        .unwrap_or(0);
     let ip = format!("10.244.{}.{}", (idx >> 8) % 250, idx % 250 + 2);
     let statuses: Vec<Value> = pod["spec"]["containers"]
         .as_array()
@@ -347,9 +413,7 @@ fn pod_status(pod: &Value, now: &str) -> Value {
 fn workload_status(res: &ResourceInfo, obj: &Value, now: &str) -> Value {
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
-    let cond = |t: &str, reason: &str, msg: &str| {
-        json!({"type": t, "status": "True", "lastUpdateTime": now, "lastTransitionTime": now, "reason": reason, "message": msg})
-    };
+    let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastUpdateTime": now, "lastTransitionTime": now, "reason": reason, "message": msg});
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     match res.plural.as_str() {
         "deployments" => json!({
@@ -395,16 +459,28 @@ fn workload_status(res: &ResourceInfo, obj: &Value, now: &str) -> Value {
 }
 
 /// Per-kind defaults, validation and instant "controllers".
-fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, create: bool) -> ApiResult<()> {
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+fn defaults(
+    res: &ResourceInfo,
+    obj: &mut Value,
+    inner: &Inner,
+    now: &str,
+    create: bool,
+) -> ApiResult<()> {
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut causes = Vec::new();
     match (res.group.as_str(), res.plural.as_str()) {
         ("", "namespaces") => {
-            obj_mut(obj, "spec").entry("finalizers").or_insert(json!(["kubernetes"]));
+            obj_mut(obj, "spec")
+                .entry("finalizers")
+                .or_insert(json!(["kubernetes"]));
             if obj["metadata"].get("deletionTimestamp").is_none() {
                 obj["status"] = json!({"phase": "Active"});
             }
-            obj_mut(&mut obj["metadata"], "labels").insert("kubernetes.io/metadata.name".into(), json!(name));
+            obj_mut(&mut obj["metadata"], "labels")
+                .insert("kubernetes.io/metadata.name".into(), json!(name));
         }
         ("", "pods") => {
             let spec = &mut obj["spec"];
@@ -435,7 +511,10 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
             if let Some(data) = obj["data"].as_object() {
                 for (k, v) in data {
                     if v.as_str().is_none_or(|s| STANDARD.decode(s).is_err()) {
-                        causes.push((format!("data[{k}]"), "Invalid value: illegal base64 data".into()));
+                        causes.push((
+                            format!("data[{k}]"),
+                            "Invalid value: illegal base64 data".into(),
+                        ));
                     }
                 }
             }
@@ -446,9 +525,16 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
             set_default(spec, "type", json!("ClusterIP"));
             set_default(spec, "sessionAffinity", json!("None"));
             let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
-            if spec.get("clusterIP").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if spec
+                .get("clusterIP")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 let n = inner.rv % 60_000;
-                spec.insert("clusterIP".into(), json!(format!("10.96.{}.{}", n / 250, n % 250 + 2)));
+                spec.insert(
+                    "clusterIP".into(),
+                    json!(format!("10.96.{}.{}", n / 250, n % 250 + 2)),
+                );
             }
             let cip = spec["clusterIP"].clone();
             set_default(spec, "clusterIPs", json!([cip]));
@@ -468,7 +554,11 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
                         }
                         set_default(pm, "targetPort", port);
                         if node_ports {
-                            set_default(pm, "nodePort", json!(30000 + (inner.rv % 2000) as i64 + i as i64));
+                            set_default(
+                                pm,
+                                "nodePort",
+                                json!(30000 + (inner.rv % 2000) as i64 + i as i64),
+                            );
                         }
                     }
                 }
@@ -478,16 +568,14 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
             }
             require(res, &name, &mut causes)?;
         }
-        ("", "nodes") => {
-            if create && !obj["status"].is_object() {
-                obj["status"] = json!({
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}],
-                    "addresses": [{"type": "InternalIP", "address": "172.18.0.2"}, {"type": "Hostname", "address": name}],
-                    "nodeInfo": {"kubeletVersion": "v1.32.0", "osImage": "Emulated Linux", "kernelVersion": "6.0.0", "containerRuntimeVersion": "containerd://1.7.0", "architecture": "amd64", "operatingSystem": "linux"},
-                    "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                    "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                });
-            }
+        ("", "nodes") if create && !obj["status"].is_object() => {
+            obj["status"] = json!({
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                "addresses": [{"type": "InternalIP", "address": "172.18.0.2"}, {"type": "Hostname", "address": name}],
+                "nodeInfo": {"kubeletVersion": "v1.32.0", "osImage": "Emulated Linux", "kernelVersion": "6.0.0", "containerRuntimeVersion": "containerd://1.7.0", "architecture": "amd64", "operatingSystem": "linux"},
+                "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+                "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+            });
         }
         ("apps", "deployments" | "statefulsets" | "replicasets" | "daemonsets") => {
             let spec = obj_mut(obj, "spec");
@@ -515,7 +603,10 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse::<i64>().ok())
                     .unwrap_or(1);
-                anns.insert("deployment.kubernetes.io/revision".into(), json!(rev.to_string()));
+                anns.insert(
+                    "deployment.kubernetes.io/revision".into(),
+                    json!(rev.to_string()),
+                );
             }
             obj["status"] = workload_status(res, obj, now);
         }
@@ -563,27 +654,42 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
             if spec["names"]["kind"].as_str().is_none_or(str::is_empty) {
                 causes.push(("spec.names.kind".into(), "Required value".into()));
             }
-            if !spec["versions"].as_array().is_some_and(|v| !v.is_empty()) {
-                causes.push(("spec.versions".into(), "Invalid value: must have exactly one version marked as storage version".into()));
+            if spec["versions"].as_array().is_none_or(|v| v.is_empty()) {
+                causes.push((
+                    "spec.versions".into(),
+                    "Invalid value: must have exactly one version marked as storage version".into(),
+                ));
             }
             if !matches!(spec["scope"].as_str(), Some("Namespaced" | "Cluster")) {
-                causes.push(("spec.scope".into(), "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".into()));
+                causes.push((
+                    "spec.scope".into(),
+                    "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".into(),
+                ));
             }
             if causes.is_empty() && name != format!("{plural}.{group}") {
                 causes.push((
                     "metadata.name".into(),
-                    format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+                    format!(
+                        "Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+                    ),
                 ));
             }
             require(res, &name, &mut causes)?;
             let mut accepted = spec["names"].clone();
             if let Some(a) = accepted.as_object_mut() {
-                let singular = a.get("kind").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+                let singular = a
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
                 set_default(a, "singular", json!(singular));
-                let lk = a.get("kind").and_then(Value::as_str).map(|k| format!("{k}List")).unwrap_or_default();
+                let lk = a
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .map(|k| format!("{k}List"))
+                    .unwrap_or_default();
                 set_default(a, "listKind", json!(lk));
             }
-            obj["spec"]["names"] = accepted.clone();
             let storage: Vec<Value> = spec["versions"]
                 .as_array()
                 .into_iter()
@@ -591,9 +697,8 @@ fn defaults(res: &ResourceInfo, obj: &mut Value, inner: &Inner, now: &str, creat
                 .filter(|v| v["storage"].as_bool() == Some(true))
                 .map(|v| v["name"].clone())
                 .collect();
-            let cond = |t: &str, reason: &str, msg: &str| {
-                json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg})
-            };
+            obj["spec"]["names"] = accepted.clone();
+            let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg});
             obj["status"] = json!({
                 "conditions": [
                     cond("NamesAccepted", "NoConflicts", "no conflicts found"),
@@ -638,11 +743,18 @@ pub fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
         (
             first(sp).and_then(|v| v.as_i64()).unwrap_or(0),
             first(st).and_then(|v| v.as_i64()).unwrap_or(0),
-            if sel.is_empty() { None } else { first(sel).and_then(|v| v.as_str().map(String::from)) },
+            if sel.is_empty() {
+                None
+            } else {
+                first(sel).and_then(|v| v.as_str().map(String::from))
+            },
         )
     } else {
         let sel = obj["spec"]["selector"]["matchLabels"].as_object().map(|m| {
-            m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
         });
         (
             obj["spec"]["replicas"].as_i64().unwrap_or(1),
@@ -668,8 +780,16 @@ pub fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
 
 /// Writes `replicas` into a workload (or a CR's specReplicasPath).
 pub fn set_replicas(res: &ResourceInfo, obj: &mut Value, replicas: i64) {
-    let path = res.scale_paths.as_ref().map(|(sp, _, _)| sp.clone()).unwrap_or_else(|| ".spec.replicas".into());
-    let parts: Vec<&str> = path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()).collect();
+    let path = res
+        .scale_paths
+        .as_ref()
+        .map(|(sp, _, _)| sp.clone())
+        .unwrap_or_else(|| ".spec.replicas".into());
+    let parts: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .collect();
     let mut cur = obj;
     for (i, p) in parts.iter().enumerate() {
         if i + 1 == parts.len() {

@@ -39,17 +39,19 @@ pub fn parse_json_or_yaml(body: &[u8]) -> ApiResult<Value> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
         Err(json_err) => {
-            let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
-            serde_saphyr::from_str::<Value>(text)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e} (as JSON: {json_err})")))
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                ApiError::bad_request(format!("error decoding YAML: {e} (as JSON: {json_err})"))
+            })
         }
     }
 }
 
 /// Applies a JSON patch document.
 pub fn apply_json_patch(doc: &Value, patch: &[u8]) -> ApiResult<Value> {
-    let p: json_patch::Patch =
-        serde_json::from_slice(patch).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let p: json_patch::Patch = serde_json::from_slice(patch)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let mut out = doc.clone();
     json_patch::patch(&mut out, &p).map_err(|e| ApiError {
         code: http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -71,7 +73,12 @@ pub fn apply_merge_patch(doc: &Value, patch: &Value) -> Value {
 fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     let has = |k: &str| items.iter().any(|i| i.get(k).is_some());
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
         | "resourceClaims" => Some("name"),
         "hostAliases" => Some("ip"),
         "readinessGates" => Some("conditionType"),
@@ -105,7 +112,11 @@ pub fn apply_strategic(doc: &Value, patch: &Value) -> ApiResult<Value> {
     let mut out = doc.clone();
     match (&mut out, patch) {
         (Value::Object(o), Value::Object(p)) => merge_map(o, p)?,
-        _ => return Err(ApiError::bad_request("strategic merge patch must be an object")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "strategic merge patch must be an object",
+            ));
+        }
     }
     Ok(out)
 }
@@ -125,7 +136,11 @@ fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Api
                 return Ok(());
             }
             "merge" => {}
-            other => return Err(ApiError::bad_request(format!("unknown patch type: {other}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown patch type: {other}"
+                )));
+            }
         }
     }
     if let Some(keep) = patch.get("$retainKeys").and_then(Value::as_array) {
@@ -168,7 +183,9 @@ fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Api
                 target.insert(k.clone(), other.clone());
             }
         }
-        if let Some(order) = patch.get(&format!("$setElementOrder/{k}")).and_then(Value::as_array)
+        if let Some(order) = patch
+            .get(&format!("$setElementOrder/{k}"))
+            .and_then(Value::as_array)
             && let Some(Value::Array(arr)) = target.get_mut(k)
         {
             reorder(k, arr, order);
@@ -213,11 +230,20 @@ fn strip_directives(m: &mut Map<String, Value>) {
 }
 
 fn merge_list(field: &str, current: Option<&Value>, patch: &[Value]) -> ApiResult<Value> {
-    let cur: Vec<Value> = current.and_then(Value::as_array).cloned().unwrap_or_default();
+    let cur: Vec<Value> = current
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     // `$patch: replace` as a list element replaces the whole list.
-    if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        let mut rest: Vec<Value> =
-            patch.iter().filter(|p| p.get("$patch").is_none()).cloned().collect();
+    if patch
+        .iter()
+        .any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        let mut rest: Vec<Value> = patch
+            .iter()
+            .filter(|p| p.get("$patch").is_none())
+            .cloned()
+            .collect();
         for r in &mut rest {
             if let Value::Object(o) = r {
                 strip_directives(o);
@@ -286,7 +312,13 @@ mod tests {
         let out = apply_strategic(&doc, &patch).unwrap();
         assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 2);
         assert_eq!(out["spec"]["containers"][0]["image"], "z");
-        assert_eq!(out["spec"]["containers"][0]["env"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -5,7 +5,16 @@
 use serde_json::Value;
 
 /// The standard verbs of a stored resource.
-pub const STORAGE_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const STORAGE_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// One column of a CRD's `additionalPrinterColumns`.
 #[derive(Debug, Clone)]
@@ -58,7 +67,11 @@ pub struct ResourceInfo {
 impl ResourceInfo {
     /// `apiVersion` of objects of this resource.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Storage key (version-independent).
@@ -78,7 +91,11 @@ impl ResourceInfo {
 
     /// Verbs as served in discovery.
     pub fn verbs(&self) -> Vec<&'static str> {
-        if self.verbs.is_empty() { STORAGE_VERBS.to_vec() } else { self.verbs.clone() }
+        if self.verbs.is_empty() {
+            STORAGE_VERBS.to_vec()
+        } else {
+            self.verbs.clone()
+        }
     }
 
     /// Whether DELETE answers with the deleted object (true) or a `Status` (false).
@@ -122,7 +139,13 @@ fn builtin(
     }
 }
 
-fn virtual_res(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> ResourceInfo {
+fn virtual_res(
+    group: &str,
+    version: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+) -> ResourceInfo {
     let mut r = builtin(group, version, plural, kind, namespaced, &[], false, &[]);
     r.verbs = vec!["create"];
     r
@@ -131,32 +154,233 @@ fn virtual_res(group: &str, version: &str, plural: &str, kind: &str, namespaced:
 /// All built-in resources, in discovery order.
 pub fn builtins() -> Vec<ResourceInfo> {
     vec![
-        builtin("", "v1", "namespaces", "Namespace", false, &["ns"], false, &["status", "finalize"]),
-        builtin("", "v1", "pods", "Pod", true, &["po"], true, &["status", "log", "exec", "attach", "portforward", "binding", "eviction", "ephemeralcontainers"]),
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            false,
+            &["status", "finalize"],
+        ),
+        builtin(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            true,
+            &["po"],
+            true,
+            &[
+                "status",
+                "log",
+                "exec",
+                "attach",
+                "portforward",
+                "binding",
+                "eviction",
+                "ephemeralcontainers",
+            ],
+        ),
         builtin("", "v1", "secrets", "Secret", true, &[], false, &[]),
-        builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], false, &[]),
-        builtin("", "v1", "services", "Service", true, &["svc"], true, &["status", "proxy"]),
-        builtin("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false, &["token"]),
+        builtin(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            true,
+            &["cm"],
+            false,
+            &[],
+        ),
+        builtin(
+            "",
+            "v1",
+            "services",
+            "Service",
+            true,
+            &["svc"],
+            true,
+            &["status", "proxy"],
+        ),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            false,
+            &["token"],
+        ),
         builtin("", "v1", "events", "Event", true, &["ev"], false, &[]),
-        builtin("", "v1", "nodes", "Node", false, &["no"], false, &["status", "proxy"]),
-        builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"], true, &["status", "scale"]),
-        builtin("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], true, &["status", "scale"]),
-        builtin("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true, &["status"]),
-        builtin("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], true, &["status", "scale"]),
+        builtin(
+            "",
+            "v1",
+            "nodes",
+            "Node",
+            false,
+            &["no"],
+            false,
+            &["status", "proxy"],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            true,
+            &["status", "scale"],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            &["sts"],
+            true,
+            &["status", "scale"],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "daemonsets",
+            "DaemonSet",
+            true,
+            &["ds"],
+            true,
+            &["status"],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "replicasets",
+            "ReplicaSet",
+            true,
+            &["rs"],
+            true,
+            &["status", "scale"],
+        ),
         builtin("batch", "v1", "jobs", "Job", true, &[], true, &["status"]),
-        builtin("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true, &["status"]),
-        builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], false, &[]),
-        builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false, &[]),
-        builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false, &[]),
-        builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false, &[]),
-        builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false, &[]),
-        builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], false, &["status"]),
-        builtin("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", false, &["csr"], false, &["status", "approval"]),
-        virtual_res("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false),
-        virtual_res("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", false),
-        virtual_res("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
-        virtual_res("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
-        virtual_res("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false),
+        builtin(
+            "batch",
+            "v1",
+            "cronjobs",
+            "CronJob",
+            true,
+            &["cj"],
+            true,
+            &["status"],
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "Role",
+            true,
+            &[],
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            false,
+            &[],
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            false,
+            &["status"],
+        ),
+        builtin(
+            "certificates.k8s.io",
+            "v1",
+            "certificatesigningrequests",
+            "CertificateSigningRequest",
+            false,
+            &["csr"],
+            false,
+            &["status", "approval"],
+        ),
+        virtual_res(
+            "authentication.k8s.io",
+            "v1",
+            "tokenreviews",
+            "TokenReview",
+            false,
+        ),
+        virtual_res(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        ),
+        virtual_res(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        ),
+        virtual_res(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+        ),
+        virtual_res(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        ),
     ]
 }
 
@@ -193,7 +417,13 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
     }
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let strs = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let mut out = Vec::new();
     for ver in spec["versions"].as_array().into_iter().flatten() {
@@ -201,7 +431,11 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
             continue;
         }
         let mut subs = Vec::new();
-        let sr = if ver["subresources"].is_object() { &ver["subresources"] } else { &spec["subresources"] };
+        let sr = if ver["subresources"].is_object() {
+            &ver["subresources"]
+        } else {
+            &spec["subresources"]
+        };
         if sr.get("status").is_some() {
             subs.push("status");
         }
@@ -230,7 +464,11 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
                 priority: c["priority"].as_i64().unwrap_or(0),
                 json_path: {
                     let jp = s(c, &["jsonPath"]);
-                    if jp.is_empty() { s(c, &["JSONPath"]) } else { jp }
+                    if jp.is_empty() {
+                        s(c, &["JSONPath"])
+                    } else {
+                        jp
+                    }
                 },
             })
             .collect();

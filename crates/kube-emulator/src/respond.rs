@@ -48,7 +48,10 @@ pub struct Negotiated {
 
 impl Negotiated {
     /// Plain JSON.
-    pub const JSON: Self = Self { yaml: false, as_: As::Object };
+    pub const JSON: Self = Self {
+        yaml: false,
+        as_: As::Object,
+    };
 }
 
 /// Picks a representation from `Accept` like the apiserver does. `discovery` allows
@@ -64,12 +67,20 @@ pub fn negotiate(accept: Option<&str>, discovery: bool) -> Result<Negotiated, Ap
             let q = c
                 .split(';')
                 .skip(1)
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                })
                 .unwrap_or(1.0);
             (q, i, c.trim())
         })
         .collect();
-    clauses.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+    clauses.sort_by(|a, b| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+    });
     for (q, _, clause) in clauses {
         if q <= 0.0 {
             continue;
@@ -97,10 +108,16 @@ pub fn negotiate(accept: Option<&str>, discovery: bool) -> Result<Negotiated, Ap
         let as_ = match (as_p.as_deref(), g.as_deref(), v.as_deref()) {
             (None, _, _) => As::Object,
             (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => As::Table,
-            (Some("PartialObjectMetadata" | "PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
-                As::PartialMetadata
+            (
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                Some("meta.k8s.io"),
+                Some("v1" | "v1beta1"),
+            ) => As::PartialMetadata,
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2"))
+                if discovery =>
+            {
+                As::Discovery
             }
-            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) if discovery => As::Discovery,
             _ => continue,
         };
         return Ok(Negotiated { yaml, as_ });
@@ -109,10 +126,20 @@ pub fn negotiate(accept: Option<&str>, discovery: bool) -> Result<Negotiated, Ap
 }
 
 /// Serialized body + content type + gzip.
-pub fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>, gzip: bool) -> Response<Body> {
-    let mut resp = Response::builder().status(status).header(header::CONTENT_TYPE, content_type);
+pub fn bytes_response(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+    gzip: bool,
+) -> Response<Body> {
+    let mut resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type);
     let body = if gzip && body.len() > GZIP_THRESHOLD {
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 4),
+            flate2::Compression::fast(),
+        );
         let _ = enc.write_all(&body);
         match enc.finish() {
             Ok(z) => {
@@ -125,7 +152,8 @@ pub fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>, gzi
         body
     };
     resp = resp.header(header::CACHE_CONTROL, "no-cache, private");
-    resp.body(full(body)).unwrap_or_else(|_| Response::new(full(Bytes::new())))
+    resp.body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 /// Serializes a value per the negotiated format.
@@ -143,7 +171,10 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     let body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
     let mut r = bytes_response(e.code, "application/json", body, false);
     if e.code == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kubernetes\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kubernetes\""),
+        );
     }
     r
 }
@@ -156,7 +187,11 @@ mod tests {
     fn kubectl_accept_headers() {
         let t = negotiate(Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"), false).unwrap();
         assert_eq!(t.as_, As::Table);
-        let p = negotiate(Some("application/vnd.kubernetes.protobuf,application/json"), false).unwrap();
+        let p = negotiate(
+            Some("application/vnd.kubernetes.protobuf,application/json"),
+            false,
+        )
+        .unwrap();
         assert_eq!(p, Negotiated::JSON);
         assert!(negotiate(Some("application/vnd.kubernetes.protobuf"), false).is_err());
         let d = negotiate(Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"), true).unwrap();

@@ -42,12 +42,19 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// First value of a header (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// All values of a header (case-insensitive).
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -77,7 +84,12 @@ impl App {
             headers: req
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).to_string(),
+                    )
+                })
                 .collect(),
         };
         let mut g = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
@@ -93,8 +105,12 @@ impl App {
             return Some(Identity::admin());
         }
         let claims = self.signer.verify(token, crate::objects::now_secs())?;
-        let sa = self.store.get("/serviceaccounts", &claims.namespace, &claims.name)?;
-        if !claims.sa_uid.is_empty() && sa["metadata"]["uid"].as_str() != Some(claims.sa_uid.as_str()) {
+        let sa = self
+            .store
+            .get("/serviceaccounts", &claims.namespace, &claims.name)?;
+        if !claims.sa_uid.is_empty()
+            && sa["metadata"]["uid"].as_str() != Some(claims.sa_uid.as_str())
+        {
             return None;
         }
         Some(auth::sa_identity(&claims))
@@ -107,7 +123,11 @@ pub fn parse_query(q: Option<&str>) -> (HashMap<String, String>, Vec<String>) {
     let mut dry = Vec::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().to_string();
+        let dec = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .to_string()
+        };
         let (k, v) = (dec(k), dec(v));
         if k == "dryRun" {
             dry.push(v.clone());
@@ -131,12 +151,24 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 }
 
 fn text(s: &str) -> Response<Body> {
-    bytes_response(StatusCode::OK, "text/plain; charset=utf-8", s.as_bytes().to_vec(), false)
+    bytes_response(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        s.as_bytes().to_vec(),
+        false,
+    )
 }
 
 async fn route(app: Arc<App>, req: Request<Incoming>) -> ApiResult<Response<Body>> {
-    let decoded = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy().to_string();
-    let segs: Vec<String> = decoded.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+    let decoded = percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8_lossy()
+        .to_string();
+    let segs: Vec<String> = decoded
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     let segs_ref: Vec<&str> = segs.iter().map(String::as_str).collect();
     // Health endpoints are open, like the apiserver's default anonymous access to them.
     if let Some(first) = segs_ref.first()
@@ -145,7 +177,10 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> ApiResult<Response<Body
         return Ok(text("ok"));
     }
     let token = header_str(req.headers(), "authorization")
-        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(mut identity) = token.and_then(|t| app.authenticate_token(t)) else {
         return Err(ApiError::unauthorized());
@@ -160,26 +195,56 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> ApiResult<Response<Body
         identity = imp;
     }
     let accept = header_str(req.headers(), "accept").map(String::from);
-    let gzip = header_str(req.headers(), "accept-encoding").is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let gzip = header_str(req.headers(), "accept-encoding")
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let get_only = |m: &Method| -> ApiResult<()> {
-        if m == Method::GET || m == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed(m.as_str())) }
+        if m == Method::GET || m == Method::HEAD {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(m.as_str()))
+        }
     };
     let resources = || app.store.all_resources();
     match segs_ref.as_slice() {
         [] => {
             get_only(req.method())?;
-            let paths: Vec<String> = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(discovery::groups(&resources()).into_iter().flat_map(|(g, vs)| {
-                    std::iter::once(format!("/apis/{g}")).chain(vs.into_iter().map(move |v| format!("/apis/{g}/{v}")))
-                }))
-                .collect();
-            Ok(value_response(StatusCode::OK, &serde_json::json!({"paths": paths}), Negotiated::JSON, gzip))
+            let paths: Vec<String> = [
+                "/api",
+                "/api/v1",
+                "/apis",
+                "/healthz",
+                "/livez",
+                "/openapi/v2",
+                "/openapi/v3",
+                "/readyz",
+                "/version",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(
+                discovery::groups(&resources())
+                    .into_iter()
+                    .flat_map(|(g, vs)| {
+                        std::iter::once(format!("/apis/{g}"))
+                            .chain(vs.into_iter().map(move |v| format!("/apis/{g}/{v}")))
+                    }),
+            )
+            .collect();
+            Ok(value_response(
+                StatusCode::OK,
+                &serde_json::json!({"paths": paths}),
+                Negotiated::JSON,
+                gzip,
+            ))
         }
         ["version"] => {
             get_only(req.method())?;
-            Ok(value_response(StatusCode::OK, &discovery::version(), Negotiated::JSON, gzip))
+            Ok(value_response(
+                StatusCode::OK,
+                &discovery::version(),
+                Negotiated::JSON,
+                gzip,
+            ))
         }
         ["api"] | ["apis"] => {
             get_only(req.method())?;
@@ -195,12 +260,25 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> ApiResult<Response<Body
                     gzip,
                 ));
             }
-            let v = if legacy { discovery::api_versions(&app.server) } else { discovery::api_group_list(&resources()) };
-            Ok(value_response(StatusCode::OK, &v, Negotiated { yaml: neg.yaml, as_: As::Object }, gzip))
+            let v = if legacy {
+                discovery::api_versions(&app.server)
+            } else {
+                discovery::api_group_list(&resources())
+            };
+            Ok(value_response(
+                StatusCode::OK,
+                &v,
+                Negotiated {
+                    yaml: neg.yaml,
+                    as_: As::Object,
+                },
+                gzip,
+            ))
         }
         ["api", "v1"] => {
             get_only(req.method())?;
-            let v = discovery::resource_list(&resources(), "", "v1").ok_or_else(ApiError::path_not_found)?;
+            let v = discovery::resource_list(&resources(), "", "v1")
+                .ok_or_else(ApiError::path_not_found)?;
             Ok(value_response(StatusCode::OK, &v, Negotiated::JSON, gzip))
         }
         ["apis", g] => {
@@ -210,25 +288,55 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> ApiResult<Response<Body
         }
         ["apis", g, v] => {
             get_only(req.method())?;
-            let v = discovery::resource_list(&resources(), g, v).ok_or_else(ApiError::path_not_found)?;
+            let v = discovery::resource_list(&resources(), g, v)
+                .ok_or_else(ApiError::path_not_found)?;
             Ok(value_response(StatusCode::OK, &v, Negotiated::JSON, gzip))
         }
         ["openapi", "v2"] => {
             get_only(req.method())?;
-            Ok(value_response(StatusCode::OK, &openapi::v2(&resources()), Negotiated::JSON, gzip))
+            if accept.as_deref().is_some_and(|a| a.contains("protobuf")) {
+                return Ok(bytes_response(
+                    StatusCode::OK,
+                    openapi::V2_PROTOBUF,
+                    openapi::v2_protobuf(),
+                    gzip,
+                ));
+            }
+            Ok(value_response(
+                StatusCode::OK,
+                &openapi::v2(&resources()),
+                Negotiated::JSON,
+                gzip,
+            ))
         }
         ["openapi", "v3"] => {
             get_only(req.method())?;
-            Ok(value_response(StatusCode::OK, &openapi::v3_index(&resources()), Negotiated::JSON, gzip))
+            Ok(value_response(
+                StatusCode::OK,
+                &openapi::v3_index(&resources()),
+                Negotiated::JSON,
+                gzip,
+            ))
         }
         ["openapi", "v3", rest @ ..] => {
             get_only(req.method())?;
-            let doc = openapi::v3_doc(&resources(), &rest.join("/")).ok_or_else(ApiError::path_not_found)?;
+            let doc = openapi::v3_doc(&resources(), &rest.join("/"))
+                .ok_or_else(ApiError::path_not_found)?;
             Ok(value_response(StatusCode::OK, &doc, Negotiated::JSON, gzip))
         }
         ["api", "v1", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            resource_request(app, req, identity, String::new(), "v1".into(), rest, accept, gzip).await
+            resource_request(
+                app,
+                req,
+                identity,
+                String::new(),
+                "v1".into(),
+                rest,
+                accept,
+                gzip,
+            )
+            .await
         }
         ["apis", g, v, rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
@@ -265,13 +373,18 @@ async fn resource_request(
             namespace = None;
         }
     }
-    let Some(resource) = parts.first().cloned() else { return Err(ApiError::path_not_found()) };
+    let Some(resource) = parts.first().cloned() else {
+        return Err(ApiError::path_not_found());
+    };
     let name = parts.get(1).cloned();
     let sub = parts.get(2).cloned();
     if parts.len() > 3 {
         return Err(ApiError::path_not_found());
     }
-    let res = app.store.resolve(&group, &version, &resource).ok_or_else(ApiError::path_not_found)?;
+    let res = app
+        .store
+        .resolve(&group, &version, &resource)
+        .ok_or_else(ApiError::path_not_found)?;
     if !res.namespaced && namespace.is_some() {
         return Err(ApiError::path_not_found());
     }
@@ -295,7 +408,10 @@ async fn resource_request(
             }
             let ns = namespace.clone().unwrap_or_default();
             let pod_name = name.clone().unwrap_or_default();
-            let pod = app.store.get("/pods", &ns, &pod_name).ok_or_else(|| ApiError::not_found("", "pods", &pod_name))?;
+            let pod = app
+                .store
+                .get("/pods", &ns, &pod_name)
+                .ok_or_else(|| ApiError::not_found("", "pods", &pod_name))?;
             let resp = streams::serve(req, kind, pod).await;
             return Ok(resp.map(|b| b.boxed_unsync()));
         }
@@ -307,14 +423,21 @@ async fn resource_request(
     {
         return Err(ApiError::too_large());
     }
-    let body: Bytes = if matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+    let body: Bytes = if matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
         match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     return Err(ApiError::too_large());
                 }
-                return Err(ApiError::bad_request(format!("error reading request body: {e}")));
+                return Err(ApiError::bad_request(format!(
+                    "error reading request body: {e}"
+                )));
             }
         }
     } else {

@@ -46,7 +46,13 @@ fn split_top(s: &str) -> Vec<String> {
 fn set_values(s: &str) -> Option<Vec<String>> {
     let s = s.trim();
     let inner = s.strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 impl LabelSelector {
@@ -68,9 +74,15 @@ impl LabelSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 Req::Eq(k.trim().into(), v.trim().into())
             } else if let Some(idx) = p.find(" notin ") {
-                Req::NotIn(p[..idx].trim().into(), set_values(&p[idx + 7..]).ok_or_else(bad)?)
+                Req::NotIn(
+                    p[..idx].trim().into(),
+                    set_values(&p[idx + 7..]).ok_or_else(bad)?,
+                )
             } else if let Some(idx) = p.find(" in ") {
-                Req::In(p[..idx].trim().into(), set_values(&p[idx + 4..]).ok_or_else(bad)?)
+                Req::In(
+                    p[..idx].trim().into(),
+                    set_values(&p[idx + 4..]).ok_or_else(bad)?,
+                )
             } else if p.contains(' ') || p.contains('(') {
                 return Err(bad());
             } else {
@@ -183,17 +195,23 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             };
             let k = k.trim();
             let ok = k == "metadata.name"
                 || k == "metadata.namespace"
                 || supported_fields(group, plural).contains(&k);
             if !ok && !custom {
-                return Err(ApiError::bad_request(format!("field label not supported: {k}")));
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {k}"
+                )));
             }
             if !ok {
-                return Err(ApiError::bad_request(format!("field label not supported: {k}")));
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {k}"
+                )));
             }
             reqs.push((k.to_string(), eq, v.trim().to_string()));
         }
@@ -202,12 +220,17 @@ impl FieldSelector {
 
     /// Whether the object matches.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(k, eq, v)| (field_value(obj, k) == *v) == *eq)
+        self.0
+            .iter()
+            .all(|(k, eq, v)| (field_value(obj, k) == *v) == *eq)
     }
 
     /// The exact name required by `metadata.name=`, if any.
     pub fn required_name(&self) -> Option<&str> {
-        self.0.iter().find(|(k, eq, _)| k == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, eq, _)| k == "metadata.name" && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -230,7 +253,11 @@ mod tests {
             ("!missing,app=web", true),
             ("app in (db),tier", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
     }
 }

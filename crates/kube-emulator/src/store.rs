@@ -68,6 +68,9 @@ pub enum Change {
     Unchanged(Value),
 }
 
+/// Live watch events.
+pub type EventReceiver = broadcast::Receiver<Arc<WatchEvent>>;
+
 /// Objects of one resource, ordered by `(namespace, name)`.
 pub type Table = BTreeMap<(String, String), Value>;
 
@@ -102,7 +105,8 @@ impl Inner {
 
     /// Whether a namespace exists.
     pub fn namespace_exists(&self, ns: &str) -> bool {
-        self.table("/namespaces").contains_key(&(String::new(), ns.to_string()))
+        self.table("/namespaces")
+            .contains_key(&(String::new(), ns.to_string()))
     }
 }
 
@@ -146,7 +150,11 @@ impl Store {
     /// All served resources (built-ins, then custom).
     pub fn all_resources(&self) -> Vec<ResourceInfo> {
         let g = self.read();
-        g.builtins.iter().chain(g.crd_resources.iter()).cloned().collect()
+        g.builtins
+            .iter()
+            .chain(g.crd_resources.iter())
+            .cloned()
+            .collect()
     }
 
     /// Finds a resource by group, version and plural.
@@ -172,12 +180,22 @@ impl Store {
 
     /// Clone of one object.
     pub fn get(&self, key: &str, ns: &str, name: &str) -> Option<Value> {
-        self.read().table(key).get(&(ns.to_string(), name.to_string())).cloned()
+        self.read()
+            .table(key)
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Atomically reads, decides and writes one object. `f` gets the current object and the
     /// resourceVersion a write would get. With `dry_run` nothing is stored.
-    pub fn modify<F>(&self, key: &str, ns: &str, name: &str, dry_run: bool, f: F) -> ApiResult<(Value, Option<EventType>)>
+    pub fn modify<F>(
+        &self,
+        key: &str,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        f: F,
+    ) -> ApiResult<(Value, Option<EventType>)>
     where
         F: FnOnce(Option<&Value>, &Inner, u64) -> ApiResult<Change>,
     {
@@ -217,7 +235,12 @@ impl Store {
 
     /// Removes every object of `key` (in `ns` when given) for which `pred` holds, emitting DELETED
     /// events. Returns the removed objects.
-    pub fn remove_where(&self, key: &str, ns: Option<&str>, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub fn remove_where(
+        &self,
+        key: &str,
+        ns: Option<&str>,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let mut g = self.write();
         let keys: Vec<(String, String)> = g
             .table(key)
@@ -229,7 +252,9 @@ impl Store {
         for k in keys {
             g.rv += 1;
             let rv = g.rv;
-            let Some(mut obj) = g.tables.get_mut(key).and_then(|t| t.remove(&k)) else { continue };
+            let Some(mut obj) = g.tables.get_mut(key).and_then(|t| t.remove(&k)) else {
+                continue;
+            };
             set_rv(&mut obj, &rv.to_string());
             self.emit(&mut g, key, &k.0, &k.1, EventType::Deleted, obj.clone());
             out.push(obj);
@@ -242,7 +267,13 @@ impl Store {
 
     /// Deletes every namespaced object in `ns` (namespace deletion).
     pub fn purge_namespace(&self, ns: &str) {
-        let keys: Vec<String> = self.read().tables.keys().filter(|k| *k != "/namespaces").cloned().collect();
+        let keys: Vec<String> = self
+            .read()
+            .tables
+            .keys()
+            .filter(|k| *k != "/namespaces")
+            .cloned()
+            .collect();
         for k in keys {
             self.remove_where(&k, Some(ns), |_| true);
         }
@@ -288,13 +319,21 @@ impl Store {
         &self,
         key: &str,
         after_rv: u64,
-    ) -> ApiResult<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>)> {
+    ) -> ApiResult<(Vec<Arc<WatchEvent>>, EventReceiver)> {
         let g = self.read();
         if after_rv < g.history_floor {
-            return Err(ApiError::gone(format!("too old resource version: {after_rv} ({})", g.history_floor + 1)));
+            return Err(ApiError::gone(format!(
+                "too old resource version: {after_rv} ({})",
+                g.history_floor + 1
+            )));
         }
         let rx = self.events.subscribe();
-        let backlog = g.history.iter().filter(|e| e.rv > after_rv && e.key == key).cloned().collect();
+        let backlog = g
+            .history
+            .iter()
+            .filter(|e| e.rv > after_rv && e.key == key)
+            .cloned()
+            .collect();
         Ok((backlog, rx))
     }
 

@@ -53,7 +53,11 @@ pub fn human_duration(secs: i64) -> String {
     let m = s / 60;
     if m < 10 {
         let rem = s % 60;
-        return if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") };
+        return if rem == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rem}s")
+        };
     }
     if m < 180 {
         return format!("{m}m");
@@ -61,14 +65,22 @@ pub fn human_duration(secs: i64) -> String {
     let h = s / 3600;
     if h < 8 {
         let rem = m % 60;
-        return if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") };
+        return if rem == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rem}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
     }
     if h < 24 * 8 {
         let rem = h % 24;
-        return if rem == 0 { format!("{}d", h / 24) } else { format!("{}d{rem}h", h / 24) };
+        return if rem == 0 {
+            format!("{}d", h / 24)
+        } else {
+            format!("{}d{rem}h", h / 24)
+        };
     }
     if h < 24 * 365 * 2 {
         return format!("{}d", h / 24);
@@ -76,7 +88,11 @@ pub fn human_duration(secs: i64) -> String {
     let y = h / (24 * 365);
     if y < 8 {
         let d = (h / 24) % 365;
-        return if d == 0 { format!("{y}y") } else { format!("{y}y{d}d") };
+        return if d == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{d}d")
+        };
     }
     format!("{y}y")
 }
@@ -98,7 +114,11 @@ fn str_or(v: &Value, default: &str) -> String {
 }
 
 fn join_or_none(items: Vec<String>) -> String {
-    if items.is_empty() { "<none>".into() } else { items.join(",") }
+    if items.is_empty() {
+        "<none>".into()
+    } else {
+        items.join(",")
+    }
 }
 
 fn selector_string(sel: &Value) -> String {
@@ -122,7 +142,13 @@ pub fn columns(res: &ResourceInfo) -> Vec<Value> {
         }
         let mut v = vec![name_col()];
         for c in &res.printer_columns {
-            v.push(col(&c.name, &c.type_, &c.format, c.priority, &c.description));
+            v.push(col(
+                &c.name,
+                &c.type_,
+                &c.format,
+                c.priority,
+                &c.description,
+            ));
         }
         return v;
     }
@@ -163,7 +189,13 @@ pub fn columns(res: &ResourceInfo) -> Vec<Value> {
             w("Container-Runtime"),
         ],
         ("", "events") | ("events.k8s.io", "events") => {
-            vec![s("Last Seen"), s("Type"), s("Reason"), s("Object"), s("Message")]
+            vec![
+                s("Last Seen"),
+                s("Type"),
+                s("Reason"),
+                s("Object"),
+                s("Message"),
+            ]
         }
         ("apps", "deployments") => vec![
             name_col(),
@@ -185,7 +217,13 @@ pub fn columns(res: &ResourceInfo) -> Vec<Value> {
             w("Images"),
             w("Selector"),
         ],
-        ("apps", "statefulsets") => vec![name_col(), s("Ready"), age_col(), w("Containers"), w("Images")],
+        ("apps", "statefulsets") => vec![
+            name_col(),
+            s("Ready"),
+            age_col(),
+            w("Containers"),
+            w("Images"),
+        ],
         ("apps", "daemonsets") => vec![
             name_col(),
             i("Desired"),
@@ -196,7 +234,13 @@ pub fn columns(res: &ResourceInfo) -> Vec<Value> {
             s("Node Selector"),
             age_col(),
         ],
-        ("batch", "jobs") => vec![name_col(), s("Status"), s("Completions"), s("Duration"), age_col()],
+        ("batch", "jobs") => vec![
+            name_col(),
+            s("Status"),
+            s("Completions"),
+            s("Duration"),
+            age_col(),
+        ],
         ("batch", "cronjobs") => vec![
             name_col(),
             s("Schedule"),
@@ -206,8 +250,16 @@ pub fn columns(res: &ResourceInfo) -> Vec<Value> {
             s("Last Schedule"),
             age_col(),
         ],
-        ("rbac.authorization.k8s.io", "rolebindings") | ("rbac.authorization.k8s.io", "clusterrolebindings") => {
-            vec![name_col(), s("Role"), age_col(), w("Users"), w("Groups"), w("ServiceAccounts")]
+        ("rbac.authorization.k8s.io", "rolebindings")
+        | ("rbac.authorization.k8s.io", "clusterrolebindings") => {
+            vec![
+                name_col(),
+                s("Role"),
+                age_col(),
+                w("Users"),
+                w("Groups"),
+                w("ServiceAccounts"),
+            ]
         }
         ("rbac.authorization.k8s.io", _) | ("apiextensions.k8s.io", _) => {
             vec![name_col(), col("Created At", "date", "", 0, "")]
@@ -227,8 +279,16 @@ pub fn columns(res: &ResourceInfo) -> Vec<Value> {
 fn containers_images(spec: &Value) -> (String, String) {
     let cs = spec["containers"].as_array().cloned().unwrap_or_default();
     (
-        join_or_none(cs.iter().map(|c| c["name"].as_str().unwrap_or("").to_string()).collect()),
-        join_or_none(cs.iter().map(|c| c["image"].as_str().unwrap_or("").to_string()).collect()),
+        join_or_none(
+            cs.iter()
+                .map(|c| c["name"].as_str().unwrap_or("").to_string())
+                .collect(),
+        ),
+        join_or_none(
+            cs.iter()
+                .map(|c| c["image"].as_str().unwrap_or("").to_string())
+                .collect(),
+        ),
     )
 }
 
@@ -254,7 +314,12 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
                 (None, _) => Value::Null,
                 (Some(x), "date") => age_of(&x, now),
                 (Some(Value::Array(a)), _) => {
-                    json!(a.iter().map(|x| str_or(x, "")).collect::<Vec<_>>().join(","))
+                    json!(
+                        a.iter()
+                            .map(|x| str_or(x, ""))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
                 }
                 (Some(Value::Object(o)), _) => json!(Value::Object(o).to_string()),
                 (Some(x), _) => x,
@@ -265,9 +330,15 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
     }
     match (res.group.as_str(), res.plural.as_str()) {
         ("", "pods") => {
-            let cs = status["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let cs = status["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let total = spec["containers"].as_array().map(Vec::len).unwrap_or(0);
-            let ready = cs.iter().filter(|c| c["ready"].as_bool() == Some(true)).count();
+            let ready = cs
+                .iter()
+                .filter(|c| c["ready"].as_bool() == Some(true))
+                .count();
             let restarts: i64 = cs.iter().map(|c| int(&c["restartCount"])).sum();
             let mut phase = str_or(&status["phase"], "Pending");
             if md.get("deletionTimestamp").is_some() {
@@ -301,16 +372,29 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
                 .into_iter()
                 .flatten()
                 .map(|p| {
-                    let base = format!("{}/{}", int(&p["port"]), p["protocol"].as_str().unwrap_or("TCP"));
+                    let base = format!(
+                        "{}/{}",
+                        int(&p["port"]),
+                        p["protocol"].as_str().unwrap_or("TCP")
+                    );
                     match p["nodePort"].as_i64() {
-                        Some(np) => format!("{}:{np}/{}", int(&p["port"]), p["protocol"].as_str().unwrap_or("TCP")),
+                        Some(np) => format!(
+                            "{}:{np}/{}",
+                            int(&p["port"]),
+                            p["protocol"].as_str().unwrap_or("TCP")
+                        ),
                         None => base,
                     }
                 })
                 .collect();
             let ext = spec["externalIPs"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","))
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "<none>".into());
             vec![
@@ -324,7 +408,11 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
             ]
         }
         ("", "serviceaccounts") => {
-            vec![name, json!(obj["secrets"].as_array().map(Vec::len).unwrap_or(0)), age]
+            vec![
+                name,
+                json!(obj["secrets"].as_array().map(Vec::len).unwrap_or(0)),
+                age,
+            ]
         }
         ("", "nodes") => {
             let ready = status["conditions"]
@@ -360,9 +448,20 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
         }
         ("", "events") => {
             let io = &obj["involvedObject"];
-            let last = if obj["lastTimestamp"].is_string() { &obj["lastTimestamp"] } else { &obj["eventTime"] };
+            let last = if obj["lastTimestamp"].is_string() {
+                &obj["lastTimestamp"]
+            } else {
+                &obj["eventTime"]
+            };
             vec![
-                age_of(if last.is_null() { &md["creationTimestamp"] } else { last }, now),
+                age_of(
+                    if last.is_null() {
+                        &md["creationTimestamp"]
+                    } else {
+                        last
+                    },
+                    now,
+                ),
                 json!(str_or(&obj["type"], "")),
                 json!(str_or(&obj["reason"], "")),
                 json!(format!(
@@ -391,7 +490,11 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
             let (c, i) = containers_images(&spec["template"]["spec"]);
             vec![
                 name,
-                json!(format!("{}/{}", int(&status["readyReplicas"]), spec["replicas"].as_i64().unwrap_or(1))),
+                json!(format!(
+                    "{}/{}",
+                    int(&status["readyReplicas"]),
+                    spec["replicas"].as_i64().unwrap_or(1)
+                )),
                 json!(int(&status["updatedReplicas"])),
                 json!(int(&status["availableReplicas"])),
                 age,
@@ -417,7 +520,11 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
             let (c, i) = containers_images(&spec["template"]["spec"]);
             vec![
                 name,
-                json!(format!("{}/{}", int(&status["readyReplicas"]), spec["replicas"].as_i64().unwrap_or(1))),
+                json!(format!(
+                    "{}/{}",
+                    int(&status["readyReplicas"]),
+                    spec["replicas"].as_i64().unwrap_or(1)
+                )),
                 age,
                 json!(c),
                 json!(i),
@@ -436,8 +543,18 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
         ("batch", "jobs") => {
             let completions = spec["completions"].as_i64().unwrap_or(1);
             let succeeded = int(&status["succeeded"]);
-            let st = if succeeded >= completions { "Complete" } else { "Running" };
-            vec![name, json!(st), json!(format!("{succeeded}/{completions}")), json!("0s"), age]
+            let st = if succeeded >= completions {
+                "Complete"
+            } else {
+                "Running"
+            };
+            vec![
+                name,
+                json!(st),
+                json!(format!("{succeeded}/{completions}")),
+                json!("0s"),
+                age,
+            ]
         }
         ("batch", "cronjobs") => vec![
             name,
@@ -452,14 +569,17 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
             }),
             age,
         ],
-        ("rbac.authorization.k8s.io", "rolebindings") | ("rbac.authorization.k8s.io", "clusterrolebindings") => {
+        ("rbac.authorization.k8s.io", "rolebindings")
+        | ("rbac.authorization.k8s.io", "clusterrolebindings") => {
             let subj = obj["subjects"].as_array().cloned().unwrap_or_default();
             let pick = |k: &str| -> String {
                 join_or_none(
                     subj.iter()
                         .filter(|s| s["kind"] == k)
                         .map(|s| match s["namespace"].as_str() {
-                            Some(ns) if k == "ServiceAccount" => format!("{ns}/{}", s["name"].as_str().unwrap_or("")),
+                            Some(ns) if k == "ServiceAccount" => {
+                                format!("{ns}/{}", s["name"].as_str().unwrap_or(""))
+                            }
                             _ => s["name"].as_str().unwrap_or("").to_string(),
                         })
                         .collect(),
@@ -484,7 +604,12 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
         ("certificates.k8s.io", _) => {
             let cond = status["conditions"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|c| c["type"].as_str()).collect::<Vec<_>>().join(","))
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c["type"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "Pending".into());
             vec![
@@ -492,7 +617,12 @@ pub fn cells(res: &ResourceInfo, obj: &Value, now: i64) -> Vec<Value> {
                 age,
                 json!(str_or(&spec["signerName"], "")),
                 json!(str_or(&spec["username"], "")),
-                json!(spec["expirationSeconds"].as_i64().map(|s| human_duration(s)).unwrap_or_else(|| "<none>".into())),
+                json!(
+                    spec["expirationSeconds"]
+                        .as_i64()
+                        .map(human_duration)
+                        .unwrap_or_else(|| "<none>".into())
+                ),
                 json!(cond),
             ]
         }
@@ -522,7 +652,11 @@ pub fn row(res: &ResourceInfo, obj: &Value, now: i64, include: IncludeObject) ->
 
 /// A tiny JSONPath evaluator: `.a.b`, `[n]`, `[*]`, `['key']` and `[?(@.k=="v")]` filters.
 pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
-    let p = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    let p = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
     let mut cur: Vec<Value> = vec![obj.clone()];
     let bytes = p.as_bytes();
     let mut i = 0;
@@ -541,10 +675,15 @@ pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
                 i = j;
             }
             b'[' => {
-                let Some(end) = p[i..].find(']').map(|e| e + i) else { return vec![] };
+                let Some(end) = p[i..].find(']').map(|e| e + i) else {
+                    return vec![];
+                };
                 let inner = p[i + 1..end].trim();
                 if inner == "*" {
-                    cur = cur.iter().flat_map(|v| v.as_array().cloned().unwrap_or_default()).collect();
+                    cur = cur
+                        .iter()
+                        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                        .collect();
                 } else if let Some(f) = inner.strip_prefix("?(").and_then(|f| f.strip_suffix(')')) {
                     let f = f.trim().trim_start_matches('@').trim_start_matches('.');
                     let (k, want) = f.split_once("==").unwrap_or((f, ""));
@@ -561,7 +700,7 @@ pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
                             match x {
                                 Value::String(s) => s == want,
                                 Value::Null => false,
-                                other => other.to_string() == want,
+                                other => *other == want,
                             }
                         })
                         .collect();
@@ -587,7 +726,10 @@ mod tests {
     fn jsonpath_subset() {
         let o = json!({"status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "spec": {"n": 3}});
         assert_eq!(jsonpath(&o, ".spec.n"), vec![json!(3)]);
-        assert_eq!(jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"), vec![json!("True")]);
+        assert_eq!(
+            jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            vec![json!("True")]
+        );
         assert_eq!(jsonpath(&o, ".status.conditions[0].type"), vec![json!("A")]);
     }
 

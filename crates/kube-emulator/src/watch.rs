@@ -55,7 +55,13 @@ pub struct WatchParams {
 }
 
 /// Applies the requested representation to an event object.
-fn present(res: &ResourceInfo, obj: &Value, neg: Negotiated, include: IncludeObject, first: bool) -> Value {
+fn present(
+    res: &ResourceInfo,
+    obj: &Value,
+    neg: Negotiated,
+    include: IncludeObject,
+    first: bool,
+) -> Value {
     match neg.as_ {
         As::Table => {
             let mut t = json!({
@@ -101,7 +107,12 @@ fn bookmark(res: &ResourceInfo, rv: u64, initial_end: bool) -> Value {
 }
 
 fn invalid_list_options(msg: &str) -> ApiError {
-    ApiError::invalid("meta.k8s.io", "ListOptions", "", &[("sendInitialEvents".into(), msg.into())])
+    ApiError::invalid(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        &[("sendInitialEvents".into(), msg.into())],
+    )
 }
 
 /// Starts a watch.
@@ -114,7 +125,9 @@ pub fn serve(app: Arc<App>, res: ResourceInfo, p: WatchParams) -> ApiResult<Resp
             ));
         }
         if si && !p.bookmarks {
-            return Err(invalid_list_options("Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"));
+            return Err(invalid_list_options(
+                "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
         }
     } else if p.rv_match.is_some() {
         return Err(ApiError::invalid(
@@ -129,13 +142,18 @@ pub fn serve(app: Arc<App>, res: ResourceInfo, p: WatchParams) -> ApiResult<Resp
     }
     let rv: Option<u64> = match p.resource_version.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
     };
     let ns = p.namespace.clone();
     let matches = {
         let p = p.clone();
         move |ev_ns: &str, obj: &Value| -> bool {
-            p.namespace.as_deref().is_none_or(|n| n == ev_ns) && p.labels.matches(obj) && p.fields.matches(obj)
+            p.namespace.as_deref().is_none_or(|n| n == ev_ns)
+                && p.labels.matches(obj)
+                && p.fields.matches(obj)
         }
     };
     // Decide the start: snapshot (synthetic ADDED) or replay from the history.
@@ -166,7 +184,17 @@ pub fn serve(app: Arc<App>, res: ResourceInfo, p: WatchParams) -> ApiResult<Resp
         }
     };
     let send_initial_end = p.send_initial == Some(true);
-    Ok(stream_response(app, res, p, start_rv, initial, backlog, rx, matches, send_initial_end))
+    Ok(stream_response(
+        app,
+        res,
+        p,
+        start_rv,
+        initial,
+        backlog,
+        rx,
+        matches,
+        send_initial_end,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -178,7 +206,7 @@ fn stream_response(
     initial: Vec<Value>,
     backlog: Vec<Arc<crate::store::WatchEvent>>,
     mut rx: tokio::sync::broadcast::Receiver<Arc<crate::store::WatchEvent>>,
-    matches: impl Fn(&str, &Value) -> bool + Send + 'static,
+    matches: impl Fn(&str, &Value) -> bool + Send + Sync + 'static,
     initial_end_bookmark: bool,
 ) -> Response<Body> {
     let (tx, mut out) = tokio::sync::mpsc::channel::<Bytes>(64);
@@ -200,14 +228,22 @@ fn stream_response(
                 return;
             }
         }
-        if initial_end_bookmark && tx.send(line("BOOKMARK", &bookmark(&res, last_rv, true))).await.is_err() {
+        if initial_end_bookmark
+            && tx
+                .send(line("BOOKMARK", &bookmark(&res, last_rv, true)))
+                .await
+                .is_err()
+        {
             return;
         }
         let send_ev = |ev: &crate::store::WatchEvent, first: bool| -> Option<Bytes> {
             if ev.key != key || !matches(&ev.namespace, &ev.object) {
                 return None;
             }
-            Some(line(ev.kind.as_str(), &present(&res, &ev.object, p.neg, p.include, first)))
+            Some(line(
+                ev.kind.as_str(),
+                &present(&res, &ev.object, p.neg, p.include, first),
+            ))
         };
         for ev in &backlog {
             last_rv = last_rv.max(ev.rv);
@@ -255,7 +291,10 @@ fn stream_response(
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| out.poll_recv(cx).map(|o| o.map(|b| Ok::<_, Infallible>(Frame::data(b)))));
+    let stream = futures::stream::poll_fn(move |cx| {
+        out.poll_recv(cx)
+            .map(|o| o.map(|b| Ok::<_, Infallible>(Frame::data(b))))
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

@@ -18,6 +18,8 @@
 //!   [`crate::selector`] for the `watch` and `fieldSelector` details);
 //! * `delete` without a name becomes `deletecollection`.
 
+use std::borrow::Cow;
+
 use http::Method;
 use serde::{Serialize, Serializer};
 
@@ -141,7 +143,7 @@ pub fn classify(
         method: method.clone(),
         is_resource_request: false,
         path: String::new(),
-        verb: method.as_str().to_ascii_lowercase(),
+        verb: String::new(),
         api_prefix: String::new(),
         api_group: String::new(),
         api_version: String::new(),
@@ -163,6 +165,7 @@ pub fn classify(
     let prefix = match cur.first() {
         Some(&p @ ("api" | "apis")) if cur.len() >= 3 => p,
         _ => {
+            info.verb = method.as_str().to_ascii_lowercase();
             info.path = path;
             return Ok(info);
         }
@@ -171,6 +174,7 @@ pub fn classify(
     let mut group = "";
     if prefix == "apis" {
         if cur.len() < 3 {
+            info.verb = method.as_str().to_ascii_lowercase();
             info.path = path;
             return Ok(info);
         }
@@ -224,36 +228,45 @@ pub fn classify(
 
     let mut verb = verb;
     let mut name_from_selector: Option<String> = None;
+    let mut list_query: Option<ListQuery<'_>> = None;
     if name.is_empty() && verb == "get" {
         let q = ListQuery::scan(raw_query);
-        let watch = match q.watch.as_deref() {
+        let mut decode_ok = q.ints_ok;
+        let mut selected = None;
+        if let Some(fs) = &q.field_selector {
+            // Go would keep non-UTF-8 bytes; such a name can never match an
+            // object, so we leave the name unset.
+            if let Ok(fs) = std::str::from_utf8(fs) {
+                match selector::exact_metadata_name(fs) {
+                    Ok(n) => selected = n,
+                    Err(()) => decode_ok = false,
+                }
+            }
+        }
+        let watch = match q.watch.as_deref().map(String::from_utf8_lossy) {
             None => false,
-            Some(v) if q.decode_ok => !(v == "0" || selector::equal_fold_false(v)),
+            Some(v) if decode_ok => !(v == "0" || selector::equal_fold_false(&v)),
             Some(v) => {
                 let l = v.to_lowercase();
                 !(l == "0" || l == "false")
             }
         };
         verb = if watch { "watch" } else { "list" };
-        if q.decode_ok {
-            name_from_selector = q.name.filter(|n| selector::is_valid_path_segment_name(n));
+        if decode_ok {
+            name_from_selector = selected.filter(|n| selector::is_valid_path_segment_name(n));
         }
+        list_query = Some(q);
     }
     if name.is_empty() && verb == "delete" {
         verb = "deletecollection";
     }
-    let want_selectors =
-        !info.verb_via_path_prefix && matches!(verb, "list" | "watch" | "deletecollection");
-    if want_selectors && let Some(q) = raw_query {
-        for (k, v) in GoQueryPairs::new(q) {
-            let slot = match k.as_ref() {
-                b"fieldSelector" => &mut info.field_selector,
-                b"labelSelector" => &mut info.label_selector,
-                _ => continue,
-            };
-            if slot.is_empty() {
-                *slot = String::from_utf8_lossy(&v).into_owned();
-            }
+    if !info.verb_via_path_prefix && matches!(verb, "list" | "watch" | "deletecollection") {
+        let q = list_query.unwrap_or_else(|| ListQuery::scan(raw_query));
+        if let Some(v) = q.field_selector {
+            info.field_selector = String::from_utf8_lossy(&v).into_owned();
+        }
+        if let Some(v) = q.label_selector {
+            info.label_selector = String::from_utf8_lossy(&v).into_owned();
         }
     }
 
@@ -274,47 +287,47 @@ pub fn classify(
     Ok(info)
 }
 
-/// The bits of `ListOptions` decoding that `RequestInfo` depends on.
-struct ListQuery {
-    watch: Option<String>,
-    name: Option<String>,
-    decode_ok: bool,
+/// The bits of `ListOptions` decoding that `RequestInfo` depends on: the
+/// first value of each relevant parameter, from a single pass over the query.
+struct ListQuery<'a> {
+    watch: Option<Cow<'a, [u8]>>,
+    field_selector: Option<Cow<'a, [u8]>>,
+    label_selector: Option<Cow<'a, [u8]>>,
+    /// `limit` and `timeoutSeconds` (if present) parse as `int64`.
+    ints_ok: bool,
 }
 
-impl ListQuery {
-    fn scan(raw_query: Option<&str>) -> ListQuery {
+impl<'a> ListQuery<'a> {
+    fn scan(raw_query: Option<&'a str>) -> ListQuery<'a> {
         let mut q = ListQuery {
             watch: None,
-            name: None,
-            decode_ok: true,
+            field_selector: None,
+            label_selector: None,
+            ints_ok: true,
         };
         let Some(raw) = raw_query else { return q };
-        let (mut seen_fs, mut seen_limit, mut seen_timeout) = (false, false, false);
+        let (mut seen_limit, mut seen_timeout) = (false, false);
         for (k, v) in GoQueryPairs::new(raw) {
-            match k.as_ref() {
+            let (seen, int) = match k.as_ref() {
                 b"watch" if q.watch.is_none() => {
-                    q.watch = Some(String::from_utf8_lossy(&v).into_owned());
+                    q.watch = Some(v);
+                    continue;
                 }
-                b"fieldSelector" if !seen_fs => {
-                    seen_fs = true;
-                    // Go would keep non-UTF-8 bytes; such a name can never
-                    // match an object, so we leave the name unset.
-                    if let Ok(s) = std::str::from_utf8(&v) {
-                        match selector::exact_metadata_name(s) {
-                            Ok(n) => q.name = n,
-                            Err(()) => q.decode_ok = false,
-                        }
-                    }
+                b"fieldSelector" if q.field_selector.is_none() => {
+                    q.field_selector = Some(v);
+                    continue;
                 }
-                b"limit" if !seen_limit => {
-                    seen_limit = true;
-                    q.decode_ok &= std::str::from_utf8(&v).is_ok_and(selector::parses_as_i64);
+                b"labelSelector" if q.label_selector.is_none() => {
+                    q.label_selector = Some(v);
+                    continue;
                 }
-                b"timeoutSeconds" if !seen_timeout => {
-                    seen_timeout = true;
-                    q.decode_ok &= std::str::from_utf8(&v).is_ok_and(selector::parses_as_i64);
-                }
-                _ => {}
+                b"limit" => (&mut seen_limit, v),
+                b"timeoutSeconds" => (&mut seen_timeout, v),
+                _ => continue,
+            };
+            if !*seen {
+                *seen = true;
+                q.ints_ok &= std::str::from_utf8(&int).is_ok_and(selector::parses_as_i64);
             }
         }
         q

@@ -211,7 +211,10 @@ mod tests {
 
     #[tokio::test]
     async fn static_token_authenticates() {
-        let id = chain().authenticate(&headers("Bearer good-token"), &conn()).await.unwrap();
+        let id = chain()
+            .authenticate(&headers("Bearer good-token"), &conn())
+            .await
+            .unwrap();
         assert_eq!(id.username, "agent");
         assert_eq!(id.groups, ["agents"]);
         assert_eq!(id.authenticator, "static-token");
@@ -219,7 +222,12 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_missing_and_basic_credentials_are_refused_without_echoing_them() {
-        for h in [headers("Bearer bad-token"), headers("Basic Z29vZC10b2tlbjo="), HeaderMap::new(), headers("Bearer ")] {
+        for h in [
+            headers("Bearer bad-token"),
+            headers("Basic Z29vZC10b2tlbjo="),
+            HeaderMap::new(),
+            headers("Bearer "),
+        ] {
             let err = chain().authenticate(&h, &conn()).await.unwrap_err();
             assert!(matches!(err, GatewayError::Unauthenticated { .. }));
             assert!(!err.to_string().contains("bad-token"));

@@ -52,15 +52,31 @@ mod tests {
     fn req(method: &str, uri: &str, upgrade: bool) -> Request<()> {
         let mut b = Request::builder().method(method).uri(uri);
         if upgrade {
-            b = b.header("connection", "Upgrade").header("upgrade", "websocket");
+            b = b
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket");
         }
         b.body(()).unwrap()
     }
 
     #[test]
     fn upgrades_only_on_streaming_subresources() {
-        assert!(classify(&req("GET", "/api/v1/namespaces/d/pods/p/exec?command=ls", true)).is_ok());
-        assert!(classify(&req("POST", "/api/v1/namespaces/d/pods/p/portforward", true)).is_ok());
+        assert!(
+            classify(&req(
+                "GET",
+                "/api/v1/namespaces/d/pods/p/exec?command=ls",
+                true
+            ))
+            .is_ok()
+        );
+        assert!(
+            classify(&req(
+                "POST",
+                "/api/v1/namespaces/d/pods/p/portforward",
+                true
+            ))
+            .is_ok()
+        );
         for uri in [
             "/api/v1/namespaces/d/pods/p",
             "/api/v1/namespaces/d/pods/p/log",
@@ -68,7 +84,10 @@ mod tests {
             "/version",
         ] {
             assert!(
-                matches!(classify(&req("GET", uri, true)), Err(GatewayError::UpgradeNotAllowed)),
+                matches!(
+                    classify(&req("GET", uri, true)),
+                    Err(GatewayError::UpgradeNotAllowed)
+                ),
                 "{uri}"
             );
         }
@@ -82,8 +101,17 @@ mod tests {
 
     #[test]
     fn path_tricks_are_refused() {
-        for uri in ["/api/v1/namespaces/d/pods/..", "/api/v1/namespaces/d/pods/a%2Fb"] {
-            assert!(matches!(classify(&req("GET", uri, false)), Err(GatewayError::BadPath(_))), "{uri}");
+        for uri in [
+            "/api/v1/namespaces/d/pods/..",
+            "/api/v1/namespaces/d/pods/a%2Fb",
+        ] {
+            assert!(
+                matches!(
+                    classify(&req("GET", uri, false)),
+                    Err(GatewayError::BadPath(_))
+                ),
+                "{uri}"
+            );
         }
     }
 }

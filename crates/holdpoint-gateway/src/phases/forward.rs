@@ -110,9 +110,9 @@ async fn forward_upgrade(
                 let mut client = tokio_io(client);
                 let mut upstream = tokio_io(upstream);
                 match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    Ok((to_upstream, to_client)) => tracing::debug!(
-                        audit_id, to_upstream, to_client, "upgraded stream closed"
-                    ),
+                    Ok((to_upstream, to_client)) => {
+                        tracing::debug!(audit_id, to_upstream, to_client, "upgraded stream closed")
+                    }
                     Err(e) => tracing::debug!(audit_id, error = %e, "upgraded stream ended"),
                 }
             }

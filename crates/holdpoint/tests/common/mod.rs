@@ -82,8 +82,13 @@ pub fn kubectl_blocking(kubeconfig: &Path, args: &[String], stdin: Option<&[u8]>
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
     cmd.env_remove("KUBECONFIG");
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
     let mut child = cmd.spawn().expect("kubectl runs");
     if let Some(data) = stdin {
         let mut pipe = child.stdin.take().expect("stdin");
@@ -136,24 +141,37 @@ pub async fn raw_request(addr: std::net::SocketAddr, ca_pem: &str, request: &[u8
     let mut chunk = [0u8; 16384];
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     let (head_end, status) = loop {
-        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await.expect("response in time").unwrap_or(0);
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk))
+            .await
+            .expect("response in time")
+            .unwrap_or(0);
         if n == 0 {
             break (None, 0);
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(pos) = find(&buf, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..pos]).to_string();
-            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             break (Some(pos + 4), status);
         }
     };
     let Some(head_end) = head_end else {
-        return RawResponse { status: 0, head: String::new(), body: String::new(), closed: true };
+        return RawResponse {
+            status: 0,
+            head: String::new(),
+            body: String::new(),
+            closed: true,
+        };
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let content_length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+    let content_length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+    });
     let chunked = head.contains("transfer-encoding: chunked");
     let mut body = buf[head_end..].to_vec();
     loop {
@@ -165,7 +183,10 @@ pub async fn raw_request(addr: std::net::SocketAddr, ca_pem: &str, request: &[u8
         if complete {
             break;
         }
-        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await.expect("body in time").unwrap_or(0);
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk))
+            .await
+            .expect("body in time")
+            .unwrap_or(0);
         if n == 0 {
             break;
         }
@@ -175,12 +196,20 @@ pub async fn raw_request(addr: std::net::SocketAddr, ca_pem: &str, request: &[u8
         body = dechunk(&body);
     }
     // After the response: does the server close the connection?
-    let closed = match tokio::time::timeout(std::time::Duration::from_millis(500), tls.read(&mut chunk)).await {
-        Ok(Ok(0)) | Ok(Err(_)) => true,
-        Ok(Ok(_)) => false,
-        Err(_) => false,
-    };
-    RawResponse { status, head, body: String::from_utf8_lossy(&body).into_owned(), closed }
+    let closed =
+        match tokio::time::timeout(std::time::Duration::from_millis(500), tls.read(&mut chunk))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) => false,
+            Err(_) => false,
+        };
+    RawResponse {
+        status,
+        head,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        closed,
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -190,7 +219,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(pos) = find(data, b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

@@ -39,18 +39,26 @@ pub enum StreamKind {
 /// The query (`command`, `container`, `stdin`, `stdout`, `stderr`, `tty`, `ports`) is read from
 /// `req`. Returns `101 Switching Protocols` and drives the session on the upgraded connection, or an
 /// error response (a Kubernetes `Status` JSON body) when the request is not a valid upgrade.
-pub async fn serve(req: Request<Incoming>, kind: StreamKind, pod: serde_json::Value) -> Response<Full<Bytes>> {
+pub async fn serve(
+    req: Request<Incoming>,
+    kind: StreamKind,
+    pod: serde_json::Value,
+) -> Response<Full<Bytes>> {
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let session = match Session::new(kind, &query, &pod) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(message) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &message),
     };
     if websocket::is_upgrade(req.headers()) {
         websocket::accept(req, session)
     } else if spdy_session::is_upgrade(req.headers()) {
         spdy_session::accept(req, session)
     } else {
-        status_response(StatusCode::BAD_REQUEST, "BadRequest", "Upgrade request required")
+        status_response(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Upgrade request required",
+        )
     }
 }
 
@@ -69,24 +77,36 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn new(kind: StreamKind, q: &Query, pod: &serde_json::Value) -> Result<Self, Response<Full<Bytes>>> {
-        let bad = |msg: &str| status_response(StatusCode::BAD_REQUEST, "BadRequest", msg);
-        let container = runtime::Container::from_pod(pod, q.first("container")).map_err(|m| bad(&m))?;
-        let (stdin, stdout, stderr, tty) = (q.flag("stdin"), q.flag("stdout"), q.flag("stderr"), q.flag("tty"));
+    /// Validates the query against the pod; the error is the message of a 400 `Status`.
+    fn new(kind: StreamKind, q: &Query, pod: &serde_json::Value) -> Result<Self, String> {
+        let bad = |msg: &str| msg.to_string();
+        let container = runtime::Container::from_pod(pod, q.first("container"))?;
+        let (stdin, stdout, stderr, tty) = (
+            q.flag("stdin"),
+            q.flag("stdout"),
+            q.flag("stderr"),
+            q.flag("tty"),
+        );
         let command: Vec<String> = q.all("command").map(str::to_string).collect();
         let mut ports = Vec::new();
         for value in q.all("ports") {
             for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 match p.parse::<u16>() {
                     Ok(port) if port > 0 => ports.push(port),
-                    _ => return Err(bad(&format!("invalid port {p:?}: must be between 1 and 65535"))),
+                    _ => {
+                        return Err(bad(&format!(
+                            "invalid port {p:?}: must be between 1 and 65535"
+                        )));
+                    }
                 }
             }
         }
         match kind {
             StreamKind::Exec | StreamKind::Attach => {
                 if kind == StreamKind::Exec && command.is_empty() {
-                    return Err(bad("you must specify at least one command for the container"));
+                    return Err(bad(
+                        "you must specify at least one command for the container",
+                    ));
                 }
                 if !stdin && !stdout && !stderr {
                     return Err(bad("you must specify at least 1 of stdin, stdout, stderr"));
@@ -128,7 +148,9 @@ impl Query {
     fn parse(raw: &str) -> Self {
         let decode = |s: &str| {
             let s = s.replace('+', " ");
-            percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()
+            percent_encoding::percent_decode_str(&s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         Self(
             raw.split('&')
@@ -142,16 +164,25 @@ impl Query {
     }
 
     fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn first<'a>(&'a self, key: &str) -> Option<&'a str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter as Go's `strconv.ParseBool` reads it.
     fn flag(&self, key: &str) -> bool {
-        matches!(self.first(key), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+        matches!(
+            self.first(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 }
 
@@ -181,12 +212,18 @@ pub(crate) fn status_json(reason: &str, message: &str, code: u16) -> serde_json:
 }
 
 /// An error response with a `Status` body.
-pub(crate) fn status_response(code: StatusCode, reason: &str, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn status_response(
+    code: StatusCode,
+    reason: &str,
+    message: &str,
+) -> Response<Full<Bytes>> {
     let body = status_json(reason, message, code.as_u16()).to_string();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = code;
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -217,8 +254,13 @@ mod tests {
 
     #[test]
     fn query_decoding_matches_go_url_values() {
-        let q = Query::parse("command=sh&command=-c&command=echo+hi%26%3D&container=app&stdin=true&stdout=1&tty=false");
-        assert_eq!(q.all("command").collect::<Vec<_>>(), ["sh", "-c", "echo hi&="]);
+        let q = Query::parse(
+            "command=sh&command=-c&command=echo+hi%26%3D&container=app&stdin=true&stdout=1&tty=false",
+        );
+        assert_eq!(
+            q.all("command").collect::<Vec<_>>(),
+            ["sh", "-c", "echo hi&="]
+        );
         assert_eq!(q.first("container"), Some("app"));
         assert!(q.flag("stdin") && q.flag("stdout") && !q.flag("tty") && !q.flag("stderr"));
     }
@@ -228,19 +270,37 @@ mod tests {
         let pod = serde_json::json!({"metadata": {"name": "web-0", "namespace": "demo"},
             "spec": {"containers": [{"name": "app"}]}});
         let q = |s: &str| Query::parse(s);
-        let s = Session::new(StreamKind::Exec, &q("command=ls&stdout=true&stderr=true&tty=true"), &pod).unwrap();
+        let s = Session::new(
+            StreamKind::Exec,
+            &q("command=ls&stdout=true&stderr=true&tty=true"),
+            &pod,
+        )
+        .unwrap();
         assert_eq!(s.container.name, "app");
         assert!(!s.stderr, "tty merges stderr into stdout");
-        let status = |r: Response<Full<Bytes>>| r.status();
         assert_eq!(
-            status(Session::new(StreamKind::Exec, &q("stdout=true"), &pod).unwrap_err()),
-            StatusCode::BAD_REQUEST
+            Session::new(StreamKind::Exec, &q("stdout=true"), &pod).unwrap_err(),
+            "you must specify at least one command for the container"
         );
         assert_eq!(
-            status(Session::new(StreamKind::Exec, &q("command=ls&stdout=true&container=db"), &pod).unwrap_err()),
-            StatusCode::BAD_REQUEST
+            Session::new(
+                StreamKind::Exec,
+                &q("command=ls&stdout=true&container=db"),
+                &pod
+            )
+            .unwrap_err(),
+            "container db is not valid for pod web-0"
         );
-        let pf = Session::new(StreamKind::PortForward, &q("ports=8080&ports=9090,53"), &pod).unwrap();
+        assert_eq!(
+            Session::new(StreamKind::Attach, &q(""), &pod).unwrap_err(),
+            "you must specify at least 1 of stdin, stdout, stderr"
+        );
+        let pf = Session::new(
+            StreamKind::PortForward,
+            &q("ports=8080&ports=9090,53"),
+            &pod,
+        )
+        .unwrap();
         assert_eq!(pf.ports, [8080, 9090, 53]);
     }
 
@@ -249,6 +309,9 @@ mod tests {
         assert_eq!(exit_status_v4(&[], 0)["status"], "Success");
         let s = exit_status_v4(&["false".into()], 1);
         assert_eq!(s["reason"], "NonZeroExitCode");
-        assert_eq!(s["details"]["causes"][0], serde_json::json!({"reason": "ExitCode", "message": "1"}));
+        assert_eq!(
+            s["details"]["causes"][0],
+            serde_json::json!({"reason": "ExitCode", "message": "1"})
+        );
     }
 }

@@ -31,10 +31,22 @@ pub(crate) struct Container {
 
 impl Container {
     /// Picks `requested` (or the first container) out of a Pod object.
-    pub(crate) fn from_pod(pod: &serde_json::Value, requested: Option<&str>) -> Result<Self, String> {
-        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
-        let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    pub(crate) fn from_pod(
+        pod: &serde_json::Value,
+        requested: Option<&str>,
+    ) -> Result<Self, String> {
+        let pod_name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let containers = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let chosen = match requested.filter(|c| !c.is_empty()) {
             Some(name) => containers
                 .iter()
@@ -48,7 +60,12 @@ impl Container {
             .as_array()
             .map(|vars| {
                 vars.iter()
-                    .filter_map(|v| Some((v["name"].as_str()?.to_string(), v["value"].as_str()?.to_string())))
+                    .filter_map(|v| {
+                        Some((
+                            v["name"].as_str()?.to_string(),
+                            v["value"].as_str()?.to_string(),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -57,7 +74,10 @@ impl Container {
             namespace,
             name: chosen["name"].as_str().unwrap_or_default().to_string(),
             env,
-            pod_ip: pod["status"]["podIP"].as_str().unwrap_or("10.244.0.10").to_string(),
+            pod_ip: pod["status"]["podIP"]
+                .as_str()
+                .unwrap_or("10.244.0.10")
+                .to_string(),
         })
     }
 
@@ -85,23 +105,32 @@ impl Container {
 
     fn read_file(&self, path: &str) -> Option<Vec<u8>> {
         let path = normalize(path);
-        self.files().into_iter().find(|(p, _)| *p == path).map(|(_, c)| c)
+        self.files()
+            .into_iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, c)| c)
     }
 
     /// Entries directly under directory `dir`, or `None` if `dir` is not a directory.
     fn list_dir(&self, dir: &str) -> Option<Vec<String>> {
         let dir = normalize(dir);
-        let base = ["/bin", "/etc", "/home", "/proc", "/root", "/tmp", "/usr", "/var"];
+        let base = [
+            "/bin", "/etc", "/home", "/proc", "/root", "/tmp", "/usr", "/var",
+        ];
         let mut paths: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         paths.extend(self.files().into_iter().map(|(p, _)| p));
-        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
         let mut names: Vec<String> = paths
             .iter()
             .filter_map(|p| p.strip_prefix(&prefix))
             .filter(|rest| !rest.is_empty())
             .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
             .collect();
-        let exists = dir == "/" || paths.iter().any(|p| *p == dir);
+        let exists = dir == "/" || base.contains(&dir.as_str());
         if names.is_empty() && !exists {
             return None;
         }
@@ -243,6 +272,7 @@ pub(crate) fn spawn(spec: ProcessSpec) -> ProcessHandle {
         size: resize_rx,
         env,
         status: 0,
+        redirect: [Sink::Stdout, Sink::Stderr],
     };
     let argv = spec.argv;
     let exit = tokio::spawn(async move {
@@ -279,7 +309,20 @@ struct Proc {
     size: watch::Receiver<Option<TermSize>>,
     env: Vec<(String, String)>,
     status: i32,
+    /// Where fd 1 and fd 2 currently go.
+    redirect: [Sink; 2],
 }
+
+/// A destination of fd 1 or fd 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Stdout,
+    Stderr,
+    Null,
+}
+
+/// Marks a redirection word produced by [`parse_script`]: `"\0<fd><target>"`.
+const REDIRECT_MARK: char = '\0';
 
 impl Proc {
     fn emit(&self, data: &[u8], to_stderr: bool) {
@@ -299,10 +342,10 @@ impl Proc {
         } else {
             Bytes::copy_from_slice(data)
         };
-        let out = if to_stderr && !self.tty {
-            Output::Stderr(data)
-        } else {
-            Output::Stdout(data)
+        let out = match self.redirect[usize::from(to_stderr)] {
+            Sink::Null => return,
+            Sink::Stderr if !self.tty => Output::Stderr(data),
+            _ => Output::Stdout(data),
         };
         let _ = self.out.send(out);
     }
@@ -392,7 +435,11 @@ impl Proc {
         if name == "?" {
             return Some(self.status.to_string());
         }
-        self.env.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        self.env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn set_var(&mut self, name: &str, value: &str) {
@@ -456,6 +503,43 @@ impl Proc {
     }
 
     async fn run_argv(&mut self, argv: &[String]) -> Flow {
+        if !argv.iter().any(|a| a.starts_with(REDIRECT_MARK)) {
+            return self.run_plain(argv).await;
+        }
+        let saved = self.redirect;
+        let mut plain = Vec::new();
+        for word in argv {
+            let Some(spec) = word.strip_prefix(REDIRECT_MARK) else {
+                plain.push(word.clone());
+                continue;
+            };
+            let (fd, target) = spec.split_at(1);
+            let sink = match target {
+                "&1" => self.redirect[0],
+                "&2" => self.redirect[1],
+                "/dev/null" => Sink::Null,
+                "/dev/stdout" => Sink::Stdout,
+                "/dev/stderr" => Sink::Stderr,
+                other => {
+                    self.redirect = saved;
+                    self.eprint(&format!(
+                        "sh: cannot create {other}: Read-only file system\n"
+                    ));
+                    return Flow::Next(2);
+                }
+            };
+            self.redirect[usize::from(fd == "2")] = sink;
+        }
+        let flow = if plain.is_empty() {
+            Flow::Next(0)
+        } else {
+            Box::pin(self.run_plain(&plain)).await
+        };
+        self.redirect = saved;
+        flow
+    }
+
+    async fn run_plain(&mut self, argv: &[String]) -> Flow {
         let name = argv[0].rsplit('/').next().unwrap_or(&argv[0]).to_string();
         let args = &argv[1..];
         let code = match name.as_str() {
@@ -498,7 +582,9 @@ impl Proc {
                     }
                 },
                 Some(script_file) => {
-                    self.eprint(&format!("{name}: 0: cannot open {script_file}: No such file\n"));
+                    self.eprint(&format!(
+                        "{name}: 0: cannot open {script_file}: No such file\n"
+                    ));
                     2
                 }
                 None => Box::pin(self.interactive()).await,
@@ -530,7 +616,10 @@ impl Proc {
                     self.eprint("stty: 'standard input': Inappropriate ioctl for device\n");
                     1
                 } else {
-                    let size = (*self.size.borrow()).unwrap_or(TermSize { width: 80, height: 24 });
+                    let size = (*self.size.borrow()).unwrap_or(TermSize {
+                        width: 80,
+                        height: 24,
+                    });
                     self.print(&format!("{} {}\n", size.height, size.width));
                     0
                 }
@@ -573,7 +662,10 @@ impl Proc {
     }
 
     async fn cat(&mut self, args: &[String]) -> i32 {
-        let files: Vec<&String> = args.iter().filter(|a| !a.starts_with('-') || *a == "-").collect();
+        let files: Vec<&String> = args
+            .iter()
+            .filter(|a| !a.starts_with('-') || *a == "-")
+            .collect();
         if files.is_empty() || files.iter().all(|f| *f == "-") {
             self.copy_stdin().await;
             return 0;
@@ -638,7 +730,9 @@ impl Proc {
             } else if self.c.read_file(t).is_some() {
                 text.push_str(&format!("{t}\n"));
             } else {
-                self.eprint(&format!("ls: cannot access '{t}': No such file or directory\n"));
+                self.eprint(&format!(
+                    "ls: cannot access '{t}': No such file or directory\n"
+                ));
                 code = 2;
             }
         }
@@ -711,7 +805,10 @@ fn parse_script(
             out.push_str(&lookup("?").unwrap_or_default());
             *i = start + 1;
         } else if start < chars.len() && chars[start] == '{' {
-            let end = chars[start..].iter().position(|&c| c == '}').map(|p| start + p);
+            let end = chars[start..]
+                .iter()
+                .position(|&c| c == '}')
+                .map(|p| start + p);
             match end {
                 Some(end) => {
                     let name: String = chars[start + 1..end].iter().collect();
@@ -775,6 +872,32 @@ fn parse_script(
                 i += 1;
             }
             '|' => return Err("pipelines are not supported by the emulated shell".into()),
+            '>' if !in_word || word == "1" || word == "2" => {
+                let fd = if word == "2" { '2' } else { '1' };
+                word.clear();
+                in_word = false;
+                i += 1;
+                let mut target = String::new();
+                if chars.get(i) == Some(&'&') {
+                    target.push('&');
+                    i += 1;
+                } else {
+                    while matches!(chars.get(i), Some(' ' | '\t')) {
+                        i += 1;
+                    }
+                }
+                while let Some(&c) = chars.get(i) {
+                    if c.is_whitespace() || matches!(c, ';' | '&' | '|') {
+                        break;
+                    }
+                    target.push(c);
+                    i += 1;
+                }
+                if target.is_empty() || target == "&" {
+                    return Err("syntax error: redirection without a target".into());
+                }
+                words.push(format!("{REDIRECT_MARK}{fd}{target}"));
+            }
             '#' if !in_word => {
                 while i < chars.len() && chars[i] != '\n' {
                     i += 1;
@@ -813,10 +936,10 @@ fn parse_script(
             }
             '\\' => {
                 in_word = true;
-                if let Some(&next) = chars.get(i + 1) {
-                    if next != '\n' {
-                        word.push(next);
-                    }
+                if let Some(&next) = chars.get(i + 1)
+                    && next != '\n'
+                {
+                    word.push(next);
                 }
                 i += 2;
             }
@@ -878,15 +1001,23 @@ mod tests {
             }
         }
         let code = h.wait().await;
-        (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap(), code)
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+            code,
+        )
     }
 
     #[test]
     fn container_defaulting_and_validation() {
         let c = container();
         assert_eq!(c.name, "app");
-        assert_eq!(c.env, vec![("DB_PASSWORD".to_string(), "hunter2".to_string())]);
-        let pod = serde_json::json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(
+            c.env,
+            vec![("DB_PASSWORD".to_string(), "hunter2".to_string())]
+        );
+        let pod =
+            serde_json::json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
         assert_eq!(
             Container::from_pod(&pod, Some("nope")).unwrap_err(),
             "container nope is not valid for pod p"
@@ -895,38 +1026,104 @@ mod tests {
 
     #[tokio::test]
     async fn echo_cat_env_and_exit_codes() {
-        assert_eq!(run(&["echo", "hello", "world"], None, false).await, ("hello world\n".into(), "".into(), 0));
-        assert_eq!(run(&["cat", "/etc/hostname"], None, false).await.0, "web-0\n");
         assert_eq!(
-            run(&["cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"], None, false).await.0,
+            run(&["echo", "hello", "world"], None, false).await,
+            ("hello world\n".into(), "".into(), 0)
+        );
+        assert_eq!(
+            run(&["cat", "/etc/hostname"], None, false).await.0,
+            "web-0\n"
+        );
+        assert_eq!(
+            run(
+                &["cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"],
+                None,
+                false
+            )
+            .await
+            .0,
             SERVICE_ACCOUNT_TOKEN
         );
         let (out, _, _) = run(&["env"], None, false).await;
-        assert!(out.contains("DB_PASSWORD=hunter2\n") && out.contains("HOSTNAME=web-0\n"), "{out}");
+        assert!(
+            out.contains("DB_PASSWORD=hunter2\n") && out.contains("HOSTNAME=web-0\n"),
+            "{out}"
+        );
         assert_eq!(run(&["false"], None, false).await.2, 1);
         let (_, err, code) = run(&["nosuchcmd"], None, false).await;
         assert_eq!((err.as_str(), code), ("sh: nosuchcmd: not found\n", 127));
         let (_, err, code) = run(&["cat", "/nope"], None, false).await;
-        assert_eq!((err.as_str(), code), ("cat: /nope: No such file or directory\n", 1));
-        assert_eq!(run(&["ls", "/etc"], None, false).await.0, "hostname\nhosts\nos-release\n");
+        assert_eq!(
+            (err.as_str(), code),
+            ("cat: /nope: No such file or directory\n", 1)
+        );
+        assert_eq!(
+            run(&["ls", "/etc"], None, false).await.0,
+            "hostname\nhosts\nos-release\n"
+        );
     }
 
     #[tokio::test]
     async fn shell_scripts() {
         assert_eq!(run(&["sh", "-c", "echo hi"], None, false).await.0, "hi\n");
         assert_eq!(
-            run(&["sh", "-c", "echo \"$HOSTNAME\" 'a  b'; false || echo no && echo yes; exit 3"], None, false)
-                .await,
+            run(
+                &[
+                    "sh",
+                    "-c",
+                    "echo \"$HOSTNAME\" 'a  b'; false || echo no && echo yes; exit 3"
+                ],
+                None,
+                false
+            )
+            .await,
             ("web-0 a  b\nno\nyes\n".into(), "".into(), 3)
         );
-        assert_eq!(run(&["/bin/sh", "-c", "true && exit 7"], None, false).await.2, 7);
+        assert_eq!(
+            run(
+                &[
+                    "sh",
+                    "-c",
+                    "echo err >&2; echo out 2>/dev/null; nope 2>&1; cat /x 2> /dev/null"
+                ],
+                None,
+                false
+            )
+            .await,
+            ("out\nsh: nope: not found\n".into(), "err\n".into(), 1)
+        );
+        assert_eq!(
+            run(&["/bin/sh", "-c", "true && exit 7"], None, false)
+                .await
+                .2,
+            7
+        );
     }
 
     #[tokio::test]
     async fn cat_copies_stdin_and_sh_reads_commands() {
-        assert_eq!(run(&["cat"], Some(b"abc\x00\xffdef"), false).await.0.len(), 8);
+        let mut h = spawn(ProcessSpec {
+            container: container(),
+            argv: vec!["cat".into()],
+            stdin: true,
+            tty: false,
+        });
+        h.write_stdin(b"abc\x00\xff");
+        h.write_stdin(b"def");
+        h.stdin = None;
+        let mut out = Vec::new();
+        while let Some(Output::Stdout(b)) = h.output.recv().await {
+            out.extend_from_slice(&b);
+        }
+        assert_eq!(out, b"abc\x00\xffdef");
+        assert_eq!(h.wait().await, 0);
         assert_eq!(
-            run(&["sh"], Some(b"echo one\nhostname\nexit 4\necho never\n"), false).await,
+            run(
+                &["sh"],
+                Some(b"echo one\nhostname\nexit 4\necho never\n"),
+                false
+            )
+            .await,
             ("one\nweb-0\n".into(), "".into(), 4)
         );
     }
@@ -936,7 +1133,10 @@ mod tests {
         let (out, err, code) = run(&["sh"], Some(b"echo hi\rnope\r"), true).await;
         assert_eq!(err, "");
         assert_eq!(code, 127);
-        assert_eq!(out, "$ echo hi\r\nhi\r\n$ nope\r\nsh: nope: not found\r\n$ ");
+        assert_eq!(
+            out,
+            "$ echo hi\r\nhi\r\n$ nope\r\nsh: nope: not found\r\n$ "
+        );
     }
 
     #[test]
@@ -945,7 +1145,16 @@ mod tests {
         assert!(p.push(br#"{"Width":100,"#).is_empty());
         assert_eq!(
             p.push(b"\"Height\":40}\n{\"Width\":1,\"Height\":2}\n"),
-            vec![TermSize { width: 100, height: 40 }, TermSize { width: 1, height: 2 }]
+            vec![
+                TermSize {
+                    width: 100,
+                    height: 40
+                },
+                TermSize {
+                    width: 1,
+                    height: 2
+                }
+            ]
         );
     }
 }

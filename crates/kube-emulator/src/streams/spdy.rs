@@ -108,7 +108,8 @@ fn err<T>(msg: impl Into<String>) -> Result<T, FrameError> {
 }
 
 /// The SPDY/3 header compression dictionary (spdy-protocol-draft3, section 2.6.10.1).
-pub(crate) const DICTIONARY: &[u8] = b"\0\0\0\x07options\0\0\0\x04head\0\0\0\x04post\0\0\0\x03put\0\0\0\x06delete\0\0\0\x05trace\0\
+pub(crate) const DICTIONARY: &[u8] =
+    b"\0\0\0\x07options\0\0\0\x04head\0\0\0\x04post\0\0\0\x03put\0\0\0\x06delete\0\0\0\x05trace\0\
 \0\0\x06accept\0\0\0\x0eaccept-charset\0\0\0\x0faccept-encoding\0\0\0\x0faccept-language\0\0\
 \0\x0daccept-ranges\0\0\0\x03age\0\0\0\x05allow\0\0\0\x0dauthorization\0\0\0\x0dcache-contr\
 ol\0\0\0\x0aconnection\0\0\0\x0ccontent-base\0\0\0\x10content-encoding\0\0\0\x10content-lan\
@@ -210,7 +211,12 @@ impl Encoder {
                     TYPE_HEADERS
                 };
                 let block = self.header_block(headers)?;
-                control_header(out, frame_type, if *fin { FLAG_FIN } else { 0 }, 4 + block.len())?;
+                control_header(
+                    out,
+                    frame_type,
+                    if *fin { FLAG_FIN } else { 0 },
+                    4 + block.len(),
+                )?;
                 out.put_u32(stream_id & 0x7fff_ffff);
                 out.put_slice(&block);
             }
@@ -245,7 +251,9 @@ impl Encoder {
                 out.put_u32(delta & 0x7fff_ffff);
             }
             Frame::Unknown { frame_type } => {
-                return err(format!("cannot encode unknown control frame type {frame_type}"));
+                return err(format!(
+                    "cannot encode unknown control frame type {frame_type}"
+                ));
             }
         }
         Ok(())
@@ -334,7 +342,9 @@ impl Decoder {
         let frame_type = (first & 0xffff) as u16;
         let need = |n: usize| -> Result<(), FrameError> {
             if len < n {
-                err(format!("control frame type {frame_type} too short ({len} bytes)"))
+                err(format!(
+                    "control frame type {frame_type} too short ({len} bytes)"
+                ))
             } else {
                 Ok(())
             }
@@ -412,7 +422,11 @@ impl Decoder {
             TYPE_GOAWAY => {
                 need(4)?;
                 let last_good_stream_id = payload.get_u32() & 0x7fff_ffff;
-                let status = if payload.len() >= 4 { payload.get_u32() } else { 0 };
+                let status = if payload.len() >= 4 {
+                    payload.get_u32()
+                } else {
+                    0
+                };
                 Frame::GoAway {
                     last_good_stream_id,
                     status,
@@ -449,9 +463,9 @@ impl Decoder {
         let mut consumed = 0usize;
         loop {
             let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
-            let res = self
-                .inflate
-                .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync);
+            let res =
+                self.inflate
+                    .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync);
             consumed += (self.inflate.total_in() - before_in) as usize;
             let progressed =
                 self.inflate.total_in() != before_in || self.inflate.total_out() != before_out;
@@ -478,7 +492,12 @@ impl Decoder {
     }
 }
 
-fn control_header(out: &mut BytesMut, frame_type: u16, flags: u8, len: usize) -> Result<(), FrameError> {
+fn control_header(
+    out: &mut BytesMut,
+    frame_type: u16,
+    flags: u8,
+    len: usize,
+) -> Result<(), FrameError> {
     if len > MAX_PAYLOAD {
         return err("control frame too large");
     }
@@ -542,7 +561,10 @@ mod tests {
 
     fn sample_frames() -> Vec<Frame> {
         let h = |pairs: &[(&str, &str)]| -> Headers {
-            pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
         };
         vec![
             Frame::Settings {
@@ -665,7 +687,9 @@ mod tests {
         enc.encode(&Frame::Ping { id: 1 }, &mut wire).unwrap();
         assert_eq!(
             &wire[..],
-            &[0, 0, 0, 5, 1, 0, 0, 2, b'a', b'b', 0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1]
+            &[
+                0, 0, 0, 5, 1, 0, 0, 2, b'a', b'b', 0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1
+            ]
         );
     }
 
@@ -685,7 +709,10 @@ mod tests {
         // 8 byte control header + 4 byte stream id, then CMF/FLG with FDICT and the dictionary id.
         let z = &wire[12..];
         assert_eq!(z[1] & 0x20, 0x20, "FDICT flag set");
-        assert_eq!(u32::from_be_bytes([z[2], z[3], z[4], z[5]]), adler32(DICTIONARY));
+        assert_eq!(
+            u32::from_be_bytes([z[2], z[3], z[4], z[5]]),
+            adler32(DICTIONARY)
+        );
     }
 
     #[test]

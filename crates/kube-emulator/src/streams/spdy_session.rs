@@ -28,7 +28,12 @@ use super::runtime::{self, Output, ProcessHandle, ResizeParser};
 use super::spdy::{Decoder, Encoder, Frame, FrameError, RST_PROTOCOL_ERROR, header};
 use super::{Session, StreamKind, header_values, status_response};
 
-const EXEC_PROTOCOLS: &[&str] = &["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
+const EXEC_PROTOCOLS: &[&str] = &[
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+];
 const PORT_FORWARD_PROTOCOLS: &[&str] = &["portforward.k8s.io"];
 /// How long the client gets to open the streams it asked for.
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,7 +90,10 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
-    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
     h.insert(http::header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
     if let Some(v) = chosen.and_then(|c| HeaderValue::from_str(&c).ok()) {
         h.insert("x-stream-protocol-version", v);
@@ -109,7 +117,9 @@ where
     };
     let result = match session.kind {
         StreamKind::PortForward => port_forward(&mut conn, &mut frames).await,
-        StreamKind::Exec | StreamKind::Attach => exec(&mut conn, &mut frames, &session, version).await,
+        StreamKind::Exec | StreamKind::Attach => {
+            exec(&mut conn, &mut frames, &session, version).await
+        }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "SPDY session ended with an error");
@@ -163,7 +173,9 @@ struct Conn<W> {
 impl<W: AsyncWrite + Unpin> Conn<W> {
     async fn send(&mut self, frame: &Frame) -> io::Result<()> {
         self.buf.clear();
-        self.enc.encode(frame, &mut self.buf).map_err(io::Error::other)?;
+        self.enc
+            .encode(frame, &mut self.buf)
+            .map_err(io::Error::other)?;
         self.wr.write_all(&self.buf).await?;
         self.wr.flush().await
     }
@@ -374,7 +386,10 @@ async fn linger<W: AsyncWrite + Unpin>(conn: &mut Conn<W>, frames: &mut Frames) 
 }
 
 /// Port-forward: every data stream is an echo server.
-async fn port_forward<W: AsyncWrite + Unpin>(conn: &mut Conn<W>, frames: &mut Frames) -> io::Result<()> {
+async fn port_forward<W: AsyncWrite + Unpin>(
+    conn: &mut Conn<W>,
+    frames: &mut Frames,
+) -> io::Result<()> {
     // data stream id -> request id
     let mut data_streams: HashMap<u32, String> = HashMap::new();
     // request id -> error stream id
@@ -384,7 +399,9 @@ async fn port_forward<W: AsyncWrite + Unpin>(conn: &mut Conn<W>, frames: &mut Fr
 
     while let Some(frame) = frames.recv().await {
         match frame.map_err(io::Error::other)? {
-            Frame::SynStream { stream_id, headers, .. } => {
+            Frame::SynStream {
+                stream_id, headers, ..
+            } => {
                 conn.reply(stream_id).await?;
                 let port = header(&headers, "port").unwrap_or_default();
                 // Old clients send no requestID; pair their streams by port.
@@ -414,7 +431,11 @@ async fn port_forward<W: AsyncWrite + Unpin>(conn: &mut Conn<W>, frames: &mut Fr
                     }
                 }
             }
-            Frame::Data { stream_id, fin, data } => {
+            Frame::Data {
+                stream_id,
+                fin,
+                data,
+            } => {
                 if !data_streams.contains_key(&stream_id) {
                     continue;
                 }

@@ -23,10 +23,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::Message;
 
 use super::runtime::{self, Output, ResizeParser};
 use super::{Session, StreamKind, header_values, spdy_session, status_response};
@@ -58,19 +58,46 @@ fn protocol_for(kind: StreamKind, name: &str) -> Option<Protocol> {
     use Protocol::*;
     match kind {
         StreamKind::Exec | StreamKind::Attach => match name {
-            "v5.channel.k8s.io" => Some(Channel { version: 5, base64: false }),
-            "v4.channel.k8s.io" => Some(Channel { version: 4, base64: false }),
-            "v4.base64.channel.k8s.io" => Some(Channel { version: 4, base64: true }),
-            "v3.channel.k8s.io" => Some(Channel { version: 3, base64: false }),
-            "v2.channel.k8s.io" => Some(Channel { version: 2, base64: false }),
-            "channel.k8s.io" => Some(Channel { version: 1, base64: false }),
-            "base64.channel.k8s.io" => Some(Channel { version: 1, base64: true }),
+            "v5.channel.k8s.io" => Some(Channel {
+                version: 5,
+                base64: false,
+            }),
+            "v4.channel.k8s.io" => Some(Channel {
+                version: 4,
+                base64: false,
+            }),
+            "v4.base64.channel.k8s.io" => Some(Channel {
+                version: 4,
+                base64: true,
+            }),
+            "v3.channel.k8s.io" => Some(Channel {
+                version: 3,
+                base64: false,
+            }),
+            "v2.channel.k8s.io" => Some(Channel {
+                version: 2,
+                base64: false,
+            }),
+            "channel.k8s.io" => Some(Channel {
+                version: 1,
+                base64: false,
+            }),
+            "base64.channel.k8s.io" => Some(Channel {
+                version: 1,
+                base64: true,
+            }),
             _ => None,
         },
         StreamKind::PortForward => match name {
-            n if n.strip_prefix(SPDY_TUNNEL_PREFIX) == Some("portforward.k8s.io") => Some(SpdyTunnel),
-            "portforward.k8s.io" | "v4.channel.k8s.io" | "channel.k8s.io" => Some(PortForward { base64: false }),
-            "v4.base64.channel.k8s.io" | "base64.channel.k8s.io" => Some(PortForward { base64: true }),
+            n if n.strip_prefix(SPDY_TUNNEL_PREFIX) == Some("portforward.k8s.io") => {
+                Some(SpdyTunnel)
+            }
+            "portforward.k8s.io" | "v4.channel.k8s.io" | "channel.k8s.io" => {
+                Some(PortForward { base64: false })
+            }
+            "v4.base64.channel.k8s.io" | "base64.channel.k8s.io" => {
+                Some(PortForward { base64: true })
+            }
             _ => None,
         },
     }
@@ -86,10 +113,18 @@ pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Answers the handshake and spawns the session on the upgraded connection.
 pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<Full<Bytes>> {
     let bad = |msg: &str| status_response(StatusCode::BAD_REQUEST, "BadRequest", msg);
-    let Some(key) = req.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec()) else {
+    let Some(key) = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes().to_vec())
+    else {
         return bad("missing Sec-WebSocket-Key header");
     };
-    if header_values(req.headers(), "sec-websocket-version").first().map(String::as_str) != Some("13") {
+    if header_values(req.headers(), "sec-websocket-version")
+        .first()
+        .map(String::as_str)
+        != Some("13")
+    {
         return bad("unsupported Sec-WebSocket-Version (want 13)");
     }
     let offered = header_values(req.headers(), "sec-websocket-protocol");
@@ -97,11 +132,17 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
         // No subprotocol requested: the legacy unversioned protocol.
         let p = match session.kind {
             StreamKind::PortForward => Protocol::PortForward { base64: false },
-            _ => Protocol::Channel { version: 1, base64: false },
+            _ => Protocol::Channel {
+                version: 1,
+                base64: false,
+            },
         };
         (None, p)
     } else {
-        match offered.iter().find_map(|o| protocol_for(session.kind, o).map(|p| (o.clone(), p))) {
+        match offered
+            .iter()
+            .find_map(|o| protocol_for(session.kind, o).map(|p| (o.clone(), p)))
+        {
             Some((n, p)) => (Some(n), p),
             None => {
                 return bad(&format!(
@@ -125,8 +166,12 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         match protocol {
-            Protocol::Channel { version, base64 } => channel_session(ws, session, version, base64).await,
-            Protocol::PortForward { base64 } => port_forward_session(ws, session.ports, base64).await,
+            Protocol::Channel { version, base64 } => {
+                channel_session(ws, session, version, base64).await
+            }
+            Protocol::PortForward { base64 } => {
+                port_forward_session(ws, session.ports, base64).await
+            }
             Protocol::SpdyTunnel => spdy_tunnel(ws, session).await,
         }
     });
@@ -135,7 +180,10 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
     if let Ok(v) = HeaderValue::from_str(&derive_accept_key(&key)) {
         h.insert("sec-websocket-accept", v);
     }
@@ -164,10 +212,17 @@ fn frame(base64: bool, channel: u8, data: &[u8]) -> Message {
 fn unframe(base64: bool, msg: Message) -> Option<(u8, Vec<u8>)> {
     match msg {
         Message::Binary(b) if !base64 && !b.is_empty() => Some((b[0], b[1..].to_vec())),
+        // Like the kubelet, binary protocols also take text messages (the Python client sends
+        // `str` stdin that way).
+        Message::Text(t) if !base64 && !t.is_empty() => {
+            Some((t.as_bytes()[0], t.as_bytes()[1..].to_vec()))
+        }
         Message::Text(t) if base64 && !t.is_empty() => {
             let t = t.as_str();
             let channel = t.as_bytes()[0].checked_sub(b'0')?;
-            let data = base64::engine::general_purpose::STANDARD.decode(&t[1..]).ok()?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(&t[1..])
+                .ok()?;
             Some((channel, data))
         }
         _ => None,
@@ -217,10 +272,8 @@ where
                                 proc.resize.send_replace(Some(size));
                             }
                         }
-                        CLOSE if version >= 5 => {
-                            if data.first() == Some(&STDIN) {
-                                proc.stdin = None;
-                            }
+                        CLOSE if version >= 5 && data.first() == Some(&STDIN) => {
+                            proc.stdin = None;
                         }
                         _ => {}
                     }
@@ -245,10 +298,13 @@ where
     } else {
         super::exit_status_text(code)
     };
-    if let Some(status) = status {
-        if tx.send(frame(base64, ERROR, status.as_bytes())).await.is_err() {
-            return;
-        }
+    if let Some(status) = status
+        && tx
+            .send(frame(base64, ERROR, status.as_bytes()))
+            .await
+            .is_err()
+    {
+        return;
     }
     let _ = tx.send(normal_close()).await;
     // Wait (briefly) for the client's close reply so the closing handshake completes cleanly.
@@ -266,7 +322,11 @@ where
     let (mut tx, mut rx) = ws.split();
     for (i, port) in ports.iter().enumerate() {
         for channel in [2 * i, 2 * i + 1] {
-            if tx.send(frame(base64, channel as u8, &port.to_le_bytes())).await.is_err() {
+            if tx
+                .send(frame(base64, channel as u8, &port.to_le_bytes()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -275,9 +335,14 @@ where
         if matches!(msg, Message::Close(_)) {
             break;
         }
-        let Some((channel, data)) = unframe(base64, msg) else { continue };
+        let Some((channel, data)) = unframe(base64, msg) else {
+            continue;
+        };
         let is_data_channel = channel % 2 == 0 && usize::from(channel / 2) < ports.len();
-        if is_data_channel && !data.is_empty() && tx.send(frame(base64, channel, &data)).await.is_err() {
+        if is_data_channel
+            && !data.is_empty()
+            && tx.send(frame(base64, channel, &data)).await.is_err()
+        {
             return;
         }
     }
@@ -337,17 +402,30 @@ mod tests {
         }
         assert_eq!(frame(false, ERROR, b"x"), Message::binary(vec![3, b'x']));
         assert_eq!(frame(true, STDERR, b"hi"), Message::text("2aGk="));
+        assert_eq!(
+            unframe(false, Message::text("\u{0}typed")),
+            Some((STDIN, b"typed".to_vec()))
+        );
     }
 
     #[test]
     fn subprotocol_selection() {
         assert_eq!(
             protocol_for(StreamKind::Exec, "v5.channel.k8s.io"),
-            Some(Protocol::Channel { version: 5, base64: false })
+            Some(Protocol::Channel {
+                version: 5,
+                base64: false
+            })
         );
-        assert_eq!(protocol_for(StreamKind::Exec, "SPDY/3.1+portforward.k8s.io"), None);
         assert_eq!(
-            protocol_for(StreamKind::PortForward, &format!("{SPDY_TUNNEL_PREFIX}portforward.k8s.io")),
+            protocol_for(StreamKind::Exec, "SPDY/3.1+portforward.k8s.io"),
+            None
+        );
+        assert_eq!(
+            protocol_for(
+                StreamKind::PortForward,
+                &format!("{SPDY_TUNNEL_PREFIX}portforward.k8s.io")
+            ),
             Some(Protocol::SpdyTunnel)
         );
     }

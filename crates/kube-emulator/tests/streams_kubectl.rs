@@ -1,0 +1,407 @@
+//! End-to-end tests of `pods/exec`, `pods/attach` and `pods/portforward` driven by the real
+//! kubectl (WebSocket by default, SPDY/3.1 when forced through kubectl's environment switches).
+//! Tests are skipped (with a note on stderr) when no kubectl binary is available.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use kube_emulator::{EmulatorConfig, RunningEmulator, Seed};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+/// Forces kubectl's SPDY/3.1 code path for exec/attach.
+const SPDY_EXEC: (&str, &str) = ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+/// Forces kubectl's SPDY/3.1 code path for port-forward (instead of SPDY over WebSocket).
+const SPDY_PORT_FORWARD: (&str, &str) = ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+
+struct Env {
+    emu: RunningEmulator,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn kubectl_bin() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+}
+
+/// Starts a Demo-seeded emulator, or `None` when kubectl is not installed.
+async fn env() -> Option<Env> {
+    let found = Command::new(kubectl_bin())
+        .args(["version", "--client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("skipping: no kubectl binary (set KUBECTL to point at one)");
+        return None;
+    }
+    let emu = kube_emulator::start(EmulatorConfig {
+        seed: Seed::Demo,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    Some(Env {
+        emu,
+        kubeconfig,
+        _dir: dir,
+    })
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+impl Env {
+    fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(kubectl_bin());
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+            .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+            .envs(envs.iter().copied())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn kubectl(&self, args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Run {
+        let mut child = self
+            .command(args, envs)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(data).await.unwrap();
+            drop(pipe);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("kubectl finished within 60s")
+            .unwrap();
+        Run {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+        }
+    }
+
+    /// Method of the last recorded request for the pod's `sub` subresource.
+    fn last_stream_method(&self, sub: &str) -> String {
+        let path = format!("/api/v1/namespaces/demo/pods/web-0/{sub}");
+        self.emu
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.path == path)
+            .map(|r| r.method)
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_echo_over_websocket() {
+    let Some(env) = env().await else { return };
+    let r = env
+        .kubectl(
+            &["exec", "web-0", "-n", "demo", "--", "echo", "hello"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.stdout.as_str(), r.code),
+        ("hello\n", Some(0)),
+        "stderr: {}",
+        r.stderr
+    );
+    assert_eq!(
+        env.last_stream_method("exec"),
+        "GET",
+        "WebSocket upgrades are GETs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_echo_over_spdy() {
+    let Some(env) = env().await else { return };
+    let r = env
+        .kubectl(
+            &["exec", "web-0", "-n", "demo", "--", "echo", "hello"],
+            None,
+            &[SPDY_EXEC],
+        )
+        .await;
+    assert_eq!(
+        (r.stdout.as_str(), r.code),
+        ("hello\n", Some(0)),
+        "stderr: {}",
+        r.stderr
+    );
+    assert_eq!(
+        env.last_stream_method("exec"),
+        "POST",
+        "SPDY upgrades are POSTs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_stdin_is_copied_by_cat_on_both_transports() {
+    let Some(env) = env().await else { return };
+    let input = b"line one\nline two\x00\xff\n";
+    for envs in [&[][..], &[SPDY_EXEC][..]] {
+        let r = env
+            .kubectl(
+                &["exec", "-i", "web-0", "-n", "demo", "--", "cat"],
+                Some(input),
+                envs,
+            )
+            .await;
+        assert_eq!(r.code, Some(0), "{envs:?} stderr: {}", r.stderr);
+        assert_eq!(
+            r.stdout.as_bytes(),
+            String::from_utf8_lossy(input).as_bytes(),
+            "{envs:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_false_terminates_with_exit_code_1_on_both_transports() {
+    let Some(env) = env().await else { return };
+    for envs in [&[][..], &[SPDY_EXEC][..]] {
+        let r = env
+            .kubectl(&["exec", "web-0", "-n", "demo", "--", "false"], None, envs)
+            .await;
+        assert_eq!(r.code, Some(1), "{envs:?}");
+        assert!(
+            r.stderr.contains("command terminated with exit code 1"),
+            "{envs:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_unknown_command_exits_127_with_shell_error() {
+    let Some(env) = env().await else { return };
+    let r = env
+        .kubectl(
+            &["exec", "web-0", "-n", "demo", "--", "no-such-tool", "x"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.code, Some(127));
+    assert!(
+        r.stderr.contains("sh: no-such-tool: not found"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("command terminated with exit code 127"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_keeps_stdout_and_stderr_apart() {
+    let Some(env) = env().await else { return };
+    for envs in [&[][..], &[SPDY_EXEC][..]] {
+        let r = env
+            .kubectl(
+                &[
+                    "exec",
+                    "web-0",
+                    "-n",
+                    "demo",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo out; echo err >&2",
+                ],
+                None,
+                envs,
+            )
+            .await;
+        assert_eq!(
+            (r.stdout.as_str(), r.stderr.as_str(), r.code),
+            ("out\n", "err\n", Some(0)),
+            "{envs:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_env_prints_literal_env_values_and_hostname() {
+    let Some(env) = env().await else { return };
+    let r = env
+        .kubectl(&["exec", "web-0", "-n", "demo", "--", "env"], None, &[])
+        .await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines.contains(&"DATABASE_PASSWORD=hunter2-Pr0d-DB-pa55"),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"HOSTNAME=web-0"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_cat_reads_the_virtual_filesystem() {
+    let Some(env) = env().await else { return };
+    let token = env
+        .kubectl(
+            &[
+                "exec",
+                "web-0",
+                "-n",
+                "demo",
+                "--",
+                "cat",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(token.stdout, kube_emulator::streams::SERVICE_ACCOUNT_TOKEN);
+    let host = env
+        .kubectl(
+            &["exec", "web-0", "-n", "demo", "--", "cat", "/etc/hostname"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(host.stdout, "web-0\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_in_unknown_container_is_rejected() {
+    let Some(env) = env().await else { return };
+    let r = env
+        .kubectl(
+            &["exec", "web-0", "-n", "demo", "-c", "nope", "--", "true"],
+            None,
+            &[],
+        )
+        .await;
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.stderr
+            .contains("container nope is not valid for pod web-0"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_sh_reads_commands_from_piped_stdin() {
+    let Some(env) = env().await else { return };
+    let script = b"echo first\nhostname\nexit 4\necho never\n";
+    let r = env
+        .kubectl(
+            &["exec", "-i", "web-0", "-n", "demo", "--", "sh"],
+            Some(script),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.stdout.as_str(), r.code),
+        ("first\nweb-0\n", Some(4)),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_attach_i_drives_the_main_process_on_both_transports() {
+    let Some(env) = env().await else { return };
+    for envs in [&[][..], &[SPDY_EXEC][..]] {
+        let r = env
+            .kubectl(
+                &["attach", "-i", "web-0", "-n", "demo"],
+                Some(b"echo attached\nexit 5\n"),
+                envs,
+            )
+            .await;
+        assert_eq!(r.code, Some(5), "{envs:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "attached\n", "{envs:?}");
+        assert_eq!(
+            env.last_stream_method("attach"),
+            if envs.is_empty() { "GET" } else { "POST" }
+        );
+    }
+}
+
+/// Runs `kubectl port-forward pod/web-0 :8080`, reads the chosen local port, and checks that
+/// bytes sent to it come back (the emulated container echoes on every port).
+async fn port_forward_echo(env: &Env, envs: &[(&str, &str)]) {
+    let mut child = env
+        .command(&["port-forward", "-n", "demo", "pod/web-0", ":8080"], envs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            // "Forwarding from 127.0.0.1:41234 -> 8080"
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                return rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+        panic!("kubectl port-forward exited without forwarding");
+    })
+    .await
+    .expect("port-forward started");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    for round in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let msg = format!("ping {round} over {envs:?}\n");
+        tcp.write_all(msg.as_bytes()).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let mut echoed = String::new();
+        tokio::time::timeout(Duration::from_secs(20), tcp.read_to_string(&mut echoed))
+            .await
+            .expect("echo within 20s")
+            .unwrap();
+        assert_eq!(echoed, msg);
+    }
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_echoes_over_spdy_tunnelled_in_websocket() {
+    let Some(env) = env().await else { return };
+    port_forward_echo(&env, &[]).await;
+    assert_eq!(env.last_stream_method("portforward"), "GET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_echoes_over_spdy() {
+    let Some(env) = env().await else { return };
+    port_forward_echo(&env, &[SPDY_PORT_FORWARD]).await;
+    assert_eq!(env.last_stream_method("portforward"), "POST");
+}

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# Data-path load benchmark: the same Kubernetes API emulator process reached
+#   1. directly, 2. through Holdpoint, 3. through nginx (plain TLS reverse proxy),
+# with small GETs and 5,000-object LISTs. One command, loopback only, bounded duration
+# (about 3 minutes after the build). See docs/BENCHMARKS.md.
+#
+#   scripts/bench-load.sh
+#
+# Knobs (environment): GET_CONNS (32) LIST_CONNS (4) WARMUP (2) DURATION (10) LAT_DURATION (5)
+#   LIST_COUNT (5000) NGINX_WORKERS (auto) LOADGEN_THREADS (1) TARGETS ("direct holdpoint nginx")
+#   SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+GET_CONNS=${GET_CONNS:-32}
+LIST_CONNS=${LIST_CONNS:-4}
+WARMUP=${WARMUP:-2}
+DURATION=${DURATION:-10}
+LAT_DURATION=${LAT_DURATION:-5}
+LIST_COUNT=${LIST_COUNT:-5000}
+NGINX_WORKERS=${NGINX_WORKERS:-auto}
+TARGETS=${TARGETS:-"direct holdpoint nginx"}
+OUT=${OUT:-bench/results/latest.md}
+export LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+GET_PATH=/api/v1/namespaces/demo/configmaps/web-config
+LIST_PATH=/api/v1/namespaces/bench/configmaps
+
+log() { echo "bench: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Build
+WS_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+LG_TARGET=$ROOT/bench/loadgen/target
+if [ -z "${SKIP_BUILD:-}" ]; then
+  log "building holdpoint and kube-emulator (release)"
+  cargo build --release -q -p holdpoint -p kube-emulator
+  log "building bench/loadgen (release, own workspace)"
+  cargo build --release -q --manifest-path bench/loadgen/Cargo.toml --target-dir "$LG_TARGET"
+fi
+HOLDPOINT=$WS_TARGET/release/holdpoint
+EMULATOR=$WS_TARGET/release/kube-emulator
+LOADGEN=$LG_TARGET/release/loadgen
+for b in "$HOLDPOINT" "$EMULATOR" "$LOADGEN"; do [ -x "$b" ] || die "missing binary $b"; done
+for t in curl openssl jq sha256sum; do command -v "$t" >/dev/null || die "$t is required"; done
+
+# nginx from Debian, installed when missing (the package's default site is never used: nginx runs
+# below from a temp prefix with its own config).
+if [[ " $TARGETS " == *" nginx "* ]] && ! command -v nginx >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "nginx is missing; run: sudo apt-get install -y nginx"
+  log "installing nginx from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Processes and cleanup
+WORK=$(mktemp -d /tmp/holdpoint-bench.XXXXXX)
+chmod 711 "$WORK" # nginx workers (user nobody when run as root) may traverse, not list
+PIDS=()
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "${KEEP_WORK:-}" ] || [ $rc -ne 0 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for NAME TRIES CMD...: polls CMD every 0.2 s.
+wait_for() {
+  local name=$1 tries=$2; shift 2
+  for _ in $(seq "$tries"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "$name did not come up (see $WORK/*.log)"
+}
+
+# CPU time (clock ticks, user+system) of processes and their direct children.
+cpu_ticks() {
+  local total=0 p
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
+    [ -r "/proc/$p/stat" ] || continue
+    # fields after the ")" that ends the command name: utime is 12th, stime 13th
+    total=$(( total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}') ))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
+read -r P_EMU P_HP P_HP_ADMIN P_NGX < <("$LOADGEN" free-ports 4 | tr '\n' ' ')
+
+# ---------------------------------------------------------------------------------------------
+# 1. The emulator (the single upstream of all three targets)
+log "starting kube-emulator on 127.0.0.1:$P_EMU"
+RUST_LOG=warn "$EMULATOR" --listen "127.0.0.1:$P_EMU" --kubeconfig-out "$WORK/emulator.kubeconfig" \
+  --seed demo >"$WORK/emulator.log" 2>&1 &
+EMU_PID=$!; PIDS+=("$EMU_PID")
+wait_for "kube-emulator kubeconfig" 150 test -s "$WORK/emulator.kubeconfig"
+while IFS='=' read -r k v; do
+  case $k in SERVER) EMU_URL=$v ;; TOKEN) EMU_TOKEN=$v ;; esac
+done < <("$LOADGEN" kubeconfig "$WORK/emulator.kubeconfig" --ca-out "$WORK/emulator-ca.crt")
+[ -n "${EMU_URL:-}" ] && [ -n "${EMU_TOKEN:-}" ] || die "cannot read the emulator kubeconfig"
+wait_for "kube-emulator" 150 curl -sf --cacert "$WORK/emulator-ca.crt" -H "Authorization: Bearer $EMU_TOKEN" "$EMU_URL/version"
+curl -sf --cacert "$WORK/emulator-ca.crt" -H "Authorization: Bearer $EMU_TOKEN" "$EMU_URL$GET_PATH" >/dev/null \
+  || die "the demo seed has no $GET_PATH"
+
+log "seeding $LIST_COUNT ConfigMaps of ~1 KiB in namespace bench (through the API)"
+LOADGEN_TOKEN=$EMU_TOKEN "$LOADGEN" seed --url "$EMU_URL" --ca "$WORK/emulator-ca.crt" \
+  --namespace bench --count "$LIST_COUNT" >&2
+
+# ---------------------------------------------------------------------------------------------
+# 2. Holdpoint in front of it
+HP_TOKEN=hpbench_$(openssl rand -hex 32)
+HP_SHA=$(printf %s "$HP_TOKEN" | sha256sum | cut -d' ' -f1)
+mkdir -p "$WORK/holdpoint"
+cat >"$WORK/holdpoint/holdpoint.yaml" <<EOF
+listen: 127.0.0.1:$P_HP
+admin_listen: 127.0.0.1:$P_HP_ADMIN
+data_dir: $WORK/holdpoint/data
+upstream:
+  kubeconfig: $WORK/emulator.kubeconfig
+authentication:
+  static_tokens:
+    - sha256: $HP_SHA
+      user: bench
+      groups: [bench]
+EOF
+log "starting holdpoint on 127.0.0.1:$P_HP (HOLDPOINT_LOG=warn)"
+HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint/holdpoint.yaml" >"$WORK/holdpoint.log" 2>&1 &
+HP_PID=$!; PIDS+=("$HP_PID")
+HP_CA=$WORK/holdpoint/data/tls/ca.crt
+wait_for "holdpoint CA" 150 test -s "$HP_CA"
+wait_for "holdpoint" 150 curl -sf --cacert "$HP_CA" "https://127.0.0.1:$P_HP_ADMIN/readyz"
+HP_URL=https://127.0.0.1:$P_HP
+
+# ---------------------------------------------------------------------------------------------
+# 3. nginx in front of it: plain TLS reverse proxy, from a temp prefix, not daemonized
+NGX=$WORK/nginx
+mkdir -p "$NGX/tmp" "$NGX/logs"
+chmod 755 "$NGX" "$NGX/tmp" "$NGX/logs"
+# A tiny CA and a leaf for 127.0.0.1, so the load generator verifies nginx like the others.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench nginx CA" \
+  -keyout "$NGX/ca.key" -out "$NGX/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$NGX/tls.key" -out "$NGX/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$NGX/ext.cnf"
+openssl x509 -req -in "$NGX/tls.csr" -CA "$NGX/ca.crt" -CAkey "$NGX/ca.key" -CAcreateserial -days 2 \
+  -extfile "$NGX/ext.cnf" -out "$NGX/tls.crt" 2>/dev/null
+EMU_HOSTPORT=${EMU_URL#https://}; EMU_HOSTPORT=${EMU_HOSTPORT%%/*}
+cat >"$NGX/nginx.conf" <<EOF
+# Generated by scripts/bench-load.sh: a plain TLS reverse proxy to the emulator.
+worker_processes $NGINX_WORKERS;
+pid $NGX/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $NGX/tmp/body;
+  proxy_temp_path $NGX/tmp/proxy;
+  fastcgi_temp_path $NGX/tmp/fastcgi;
+  uwsgi_temp_path $NGX/tmp/uwsgi;
+  scgi_temp_path $NGX/tmp/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  upstream emulator {
+    server $EMU_HOSTPORT;
+    keepalive 64;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+  }
+  server {
+    listen 127.0.0.1:$P_NGX ssl;
+    ssl_certificate $NGX/tls.crt;
+    ssl_certificate_key $NGX/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass https://emulator;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_ssl_verify off;
+      proxy_ssl_session_reuse on;
+      proxy_read_timeout 120s;
+    }
+  }
+}
+EOF
+if [[ " $TARGETS " == *" nginx "* ]]; then
+  log "starting nginx on 127.0.0.1:$P_NGX (worker_processes $NGINX_WORKERS)"
+  nginx -p "$NGX" -c "$NGX/nginx.conf" -e stderr -g 'daemon off;' >"$WORK/nginx.log" 2>&1 &
+  NGX_PID=$!; PIDS+=("$NGX_PID")
+  wait_for "nginx" 150 curl -sf --cacert "$NGX/ca.crt" -H "Authorization: Bearer $EMU_TOKEN" "https://127.0.0.1:$P_NGX/version"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+# run_one TARGET SCENARIO PATH CONNS WARMUP DURATION [loadgen args...]
+run_one() {
+  local target=$1 scenario=$2 path=$3 conns=$4 warm=$5 dur=$6; shift 6
+  local url token tls proxy_pids=()
+  case $target in
+    direct) url=$EMU_URL; token=$EMU_TOKEN; tls=(--ca "$WORK/emulator-ca.crt") ;;
+    holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
+    nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
+  esac
+  local load1 t0 t1 e0 e1 p0=0 p1=0 line
+  load1=$(cut -d' ' -f1 /proc/loadavg)
+  e0=$(cpu_ticks "$EMU_PID"); [ ${#proxy_pids[@]} -gt 0 ] && p0=$(cpu_ticks "${proxy_pids[@]}")
+  t0=$(date +%s.%N)
+  line=$(LOADGEN_TOKEN=$token "$LOADGEN" run --url "$url" "${tls[@]}" --path "$path" \
+    --connections "$conns" --warmup "$warm" --duration "$dur" \
+    --label target="$target" --label scenario="$scenario" "$@") || die "loadgen failed for $target/$scenario"
+  t1=$(date +%s.%N)
+  e1=$(cpu_ticks "$EMU_PID"); [ ${#proxy_pids[@]} -gt 0 ] && p1=$(cpu_ticks "${proxy_pids[@]}")
+  line=$(jq -c --arg load1 "$load1" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
+      --argjson ecpu "$(( e1 - e0 ))" --argjson pcpu "$(( p1 - p0 ))" --argjson hz "$HZ" --argjson np "${#proxy_pids[@]}" \
+      '. + {load1: ($load1|tonumber),
+            upstream_cores: (($ecpu / $hz / $wall) * 100 | round / 100),
+            proxy_cores: (if $np > 0 then (($pcpu / $hz / $wall) * 100 | round / 100) else null end)}' <<<"$line")
+  echo "$line" >>"$RESULTS"
+  jq -r '"bench: \(.target)/\(.scenario): \(.rps) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors)"' <<<"$line" >&2
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Scenario by scenario, each over all targets in turn, so slow drift in machine load hits them alike.
+for t in $TARGETS; do run_one "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION"; done
+for t in $TARGETS; do run_one "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION"; done
+for t in $TARGETS; do run_one "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT"; done
+for t in $TARGETS; do run_one "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT"; done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------------------------------------
+# Report
+mkdir -p "$(dirname "$OUT")"
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+NGINX_VERSION=$( (nginx -v 2>&1 || true) | sed 's/^nginx version: //')
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommitted changes)" || true)
+{
+  echo "## Load benchmark results, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  echo "- load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
+  echo "- tree: $REV$DIRTY; nginx $NGINX_VERSION, worker_processes $NGINX_WORKERS; loadgen threads $LOADGEN_THREADS"
+  echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT ConfigMaps, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response)"
+  echo "- saturation runs: ${WARMUP}s warm-up + ${DURATION}s measured; 1-connection runs: 1s + ${LAT_DURATION}s"
+  echo
+  echo "| scenario | target | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU (cores) | emulator CPU (cores) | load1 |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  jq -r '"| \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.load1) |"' "$RESULTS"
+  echo
+  jq -s -r '
+    def r(s; t): map(select(.scenario == s and .target == t))[0];
+    def num(x): if x == null then "n/a" else (x * 1000 | round / 1000 | tostring) end;
+    def ratio(a; b): if a == null or b == null or b.rps == 0 then null else a.rps / b.rps end;
+    def dp50(a; b): if a == null or b == null then null else a.latency_ms.p50 - b.latency_ms.p50 end;
+    def verdict(x; ok): if x == null then "n/a" elif ok then "**met**" else "**not met**" end;
+    (ratio(r("get"; "holdpoint"); r("get"; "nginx"))) as $gr
+    | (dp50(r("get-1conn"; "holdpoint"); r("get-1conn"; "direct"))) as $gd1
+    | (dp50(r("get"; "holdpoint"); r("get"; "direct"))) as $gd
+    | (ratio(r("list"; "holdpoint"); r("list"; "nginx"))) as $lr
+    | (dp50(r("list-1conn"; "holdpoint"); r("list-1conn"; "direct"))) as $ld1
+    | (dp50(r("list"; "holdpoint"); r("list"; "direct"))) as $ld
+    | (dp50(r("get-1conn"; "nginx"); r("get-1conn"; "direct"))) as $ngd1
+    | (dp50(r("list-1conn"; "nginx"); r("list-1conn"; "direct"))) as $nld1
+    | "| ratio | value | target | verdict |",
+      "|---|---:|---|---|",
+      "| GET throughput Holdpoint / nginx (\(r("get"; "nginx").connections // "?") conns) | \(num($gr))x | >= 0.9x | \(verdict($gr; ($gr // 0) >= 0.9)) |",
+      "| GET p50 Holdpoint - direct, 1 connection (unloaded) | \(num($gd1)) ms | <= 0.2 ms | \(verdict($gd1; ($gd1 // 1e9) <= 0.2)) |",
+      "| GET p50 Holdpoint - direct, \(r("get"; "direct").connections // "?") conns (saturated) | \(num($gd)) ms | (none; queueing-dominated) | - |",
+      "| LIST throughput Holdpoint / nginx (\(r("list"; "nginx").connections // "?") conns) | \(num($lr))x | (none) | - |",
+      "| LIST p50 Holdpoint - direct, 1 connection | \(num($ld1)) ms | (none) | - |",
+      "| LIST p50 Holdpoint - direct, \(r("list"; "direct").connections // "?") conns | \(num($ld)) ms | (none) | - |",
+      "| for reference: GET p50 nginx - direct, 1 connection | \(num($ngd1)) ms | | |",
+      "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |"
+  ' "$RESULTS"
+  echo
+  echo "Errors are non-2xx responses or transport errors during the measured window; first error per run (if any):"
+  echo
+  jq -r 'select(.first_error != null) | "- \(.target)/\(.scenario): \(.first_error)"' "$RESULTS"
+  echo
+  echo "<details><summary>raw JSON lines</summary>"
+  echo
+  echo '```'
+  cat "$RESULTS"
+  echo '```'
+  echo "</details>"
+} >"$WORK/report.md"
+cp "$WORK/report.md" "$OUT"
+cp "$RESULTS" "${OUT%.md}.jsonl"
+cat "$WORK/report.md"
+log "written to $OUT"

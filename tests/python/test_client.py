@@ -1,0 +1,80 @@
+"""The Python `kubernetes` client through the gateway, unchanged."""
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+
+def test_list_and_get(core, ns, demo):
+    cms = core.list_namespaced_config_map(ns)
+    names = [c.metadata.name for c in cms.items]
+    if demo["emulator"]:
+        assert "web-config" in names
+        pod = core.read_namespaced_pod("web-0", ns)
+        assert pod.status.phase == "Running"
+    all_ns = core.list_config_map_for_all_namespaces()
+    assert len(all_ns.items) >= len(cms.items)
+
+
+def test_create_patch_delete(core, ns):
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py-cm"), data={"a": "1"})
+    created = core.create_namespaced_config_map(ns, body)
+    assert created.metadata.uid
+    patched = core.patch_namespaced_config_map("py-cm", ns, {"data": {"b": "2"}})
+    assert patched.data == {"a": "1", "b": "2"}
+    with pytest.raises(ApiException) as conflict:
+        core.create_namespaced_config_map(ns, body)
+    assert conflict.value.status == 409
+    core.delete_namespaced_config_map("py-cm", ns)
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("py-cm", ns)
+    assert missing.value.status == 404
+
+
+def test_watch_sees_a_new_object(core, ns):
+    w = watch.Watch()
+    core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py-watched"), data={"x": "y"})
+    )
+    seen = False
+    for event in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=10):
+        if event["object"].metadata.name == "py-watched":
+            seen = True
+            w.stop()
+    core.delete_namespaced_config_map("py-watched", ns)
+    assert seen
+
+
+def test_logs(core, ns, demo):
+    if not demo["emulator"]:
+        pytest.skip("needs the emulator's seeded pod")
+    logs = core.read_namespaced_pod_log("web-0", ns, container="app")
+    assert logs.strip()
+
+
+def test_exec_over_websocket(core, ns, demo):
+    if not demo["emulator"]:
+        pytest.skip("needs the emulator's seeded pod")
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        "web-0",
+        ns,
+        command=["echo", "hello", "python"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    assert out.strip() == "hello python"
+
+
+def test_wrong_token_gets_a_401_status(demo):
+    from kubernetes import config as kconfig
+
+    bad = kconfig.new_client_from_config(config_file=demo["kubeconfig"])
+    bad.configuration.api_key = {"authorization": "Bearer wrong-token"}
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(bad).list_namespaced_config_map("default")
+    assert err.value.status == 401
+    assert '"kind":"Status"' in err.value.body.replace(" ", "")
+    assert "wrong-token" not in err.value.body
