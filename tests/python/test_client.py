@@ -68,13 +68,14 @@ def test_exec_over_websocket(core, ns, demo):
     assert out.strip() == "hello python"
 
 
-def test_wrong_token_gets_a_401_status(demo):
-    from kubernetes import config as kconfig
-
-    bad = kconfig.new_client_from_config(config_file=demo["kubeconfig"])
-    bad.configuration.api_key = {"authorization": "Bearer wrong-token"}
+def test_wrong_token_gets_a_401_status(api):
+    good = api.configuration
+    cfg = client.Configuration()
+    cfg.host = good.host
+    cfg.ssl_ca_cert = good.ssl_ca_cert
+    cfg.api_key = {"authorization": "Bearer wrong-token"}
     with pytest.raises(ApiException) as err:
-        client.CoreV1Api(bad).list_namespaced_config_map("default")
+        client.CoreV1Api(client.ApiClient(cfg)).list_namespaced_config_map("default")
     assert err.value.status == 401
     assert '"kind":"Status"' in err.value.body.replace(" ", "")
     assert "wrong-token" not in err.value.body

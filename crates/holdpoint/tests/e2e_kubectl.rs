@@ -342,10 +342,13 @@ async fn port_forward_round_trip() {
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(pf.stdout.take().unwrap());
-    let ready = tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut reader, Duration::from_secs(15), |l| {
+    // Keep kubectl's stdout open for the whole test: it writes "Handling connection" per
+    // connection and would die of a closed pipe.
+    let (ready, _reader) = tokio::task::spawn_blocking(move || {
+        let line = wait_for_line(&mut reader, Duration::from_secs(15), |l| {
             l.contains("Forwarding from")
-        })
+        });
+        (line, reader)
     })
     .await
     .unwrap();
