@@ -95,7 +95,8 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-read -r P_EMU P_HP P_HP_ADMIN P_NGX < <("$LOADGEN" free-ports 4 | tr '\n' ' ')
+mapfile -t PORTS < <("$LOADGEN" free-ports 4)
+P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]}
 
 # ---------------------------------------------------------------------------------------------
 # 1. The emulator (the single upstream of all three targets)

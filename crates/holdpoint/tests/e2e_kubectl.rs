@@ -220,6 +220,7 @@ async fn watch_streams_events_as_they_happen() {
     .await
     .unwrap();
     let _ = watcher.kill();
+    let _ = watcher.wait();
     assert!(seen.is_some(), "the watch never showed the new object");
     t.kubectl_ok(&["delete", "cm", "watched-cm", "-n", ns])
         .await;
@@ -252,6 +253,7 @@ async fn logs_and_follow() {
     .await
     .unwrap();
     let _ = follower.kill();
+    let _ = follower.wait();
     assert!(
         got.0.is_some() && got.1.is_some(),
         "follow did not stream lines: {got:?}"
@@ -363,5 +365,6 @@ async fn port_forward_round_trip() {
     .await
     .unwrap();
     let _ = pf.kill();
+    let _ = pf.wait();
     assert_eq!(echoed.unwrap(), b"ping through the gateway");
 }

@@ -11,10 +11,8 @@ use kube_emulator::Seed;
 
 macro_rules! need_kubectl {
     () => {
-        if !have_kubectl() {
-            eprintln!("kubectl not found; skipping");
-            return;
-        }
+        // A missing kubectl is a failure, never a skip: scripts/setup.sh installs it.
+        assert!(have_kubectl(), "kubectl not found: run scripts/setup.sh");
     };
 }
 

@@ -1,6 +1,6 @@
 //! End-to-end tests of `pods/exec`, `pods/attach` and `pods/portforward` driven by the real
 //! kubectl (WebSocket by default, SPDY/3.1 when forced through kubectl's environment switches).
-//! Tests are skipped (with a note on stderr) when no kubectl binary is available.
+//! kubectl must be installed (scripts/setup.sh does it); its absence fails the tests.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,8 +25,8 @@ fn kubectl_bin() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
 }
 
-/// Starts a Demo-seeded emulator, or `None` when kubectl is not installed.
-async fn env() -> Option<Env> {
+/// Starts a Demo-seeded emulator (kubectl must be installed).
+async fn env() -> Env {
     let found = Command::new(kubectl_bin())
         .args(["version", "--client"])
         .stdout(Stdio::null())
@@ -35,10 +35,11 @@ async fn env() -> Option<Env> {
         .await
         .map(|s| s.success())
         .unwrap_or(false);
-    if !found {
-        eprintln!("skipping: no kubectl binary (set KUBECTL to point at one)");
-        return None;
-    }
+    // A missing kubectl is a failure, never a skip: scripts/setup.sh installs it.
+    assert!(
+        found,
+        "no kubectl binary (run scripts/setup.sh, or set KUBECTL)"
+    );
     let emu = kube_emulator::start(EmulatorConfig {
         seed: Seed::Demo,
         ..Default::default()
@@ -48,11 +49,11 @@ async fn env() -> Option<Env> {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     emu.write_kubeconfig(&kubeconfig).unwrap();
-    Some(Env {
+    Env {
         emu,
         kubeconfig,
         _dir: dir,
-    })
+    }
 }
 
 struct Run {
@@ -117,7 +118,7 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_echo_over_websocket() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let r = env
         .kubectl(
             &["exec", "web-0", "-n", "demo", "--", "echo", "hello"],
@@ -140,7 +141,7 @@ async fn kubectl_exec_echo_over_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_echo_over_spdy() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let r = env
         .kubectl(
             &["exec", "web-0", "-n", "demo", "--", "echo", "hello"],
@@ -163,7 +164,7 @@ async fn kubectl_exec_echo_over_spdy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_stdin_is_copied_by_cat_on_both_transports() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let input = b"line one\nline two\x00\xff\n";
     for envs in [&[][..], &[SPDY_EXEC][..]] {
         let r = env
@@ -184,7 +185,7 @@ async fn kubectl_exec_stdin_is_copied_by_cat_on_both_transports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_false_terminates_with_exit_code_1_on_both_transports() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     for envs in [&[][..], &[SPDY_EXEC][..]] {
         let r = env
             .kubectl(&["exec", "web-0", "-n", "demo", "--", "false"], None, envs)
@@ -200,7 +201,7 @@ async fn kubectl_exec_false_terminates_with_exit_code_1_on_both_transports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_unknown_command_exits_127_with_shell_error() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let r = env
         .kubectl(
             &["exec", "web-0", "-n", "demo", "--", "no-such-tool", "x"],
@@ -223,7 +224,7 @@ async fn kubectl_exec_unknown_command_exits_127_with_shell_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_keeps_stdout_and_stderr_apart() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     for envs in [&[][..], &[SPDY_EXEC][..]] {
         let r = env
             .kubectl(
@@ -251,7 +252,7 @@ async fn kubectl_exec_keeps_stdout_and_stderr_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_env_prints_literal_env_values_and_hostname() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let r = env
         .kubectl(&["exec", "web-0", "-n", "demo", "--", "env"], None, &[])
         .await;
@@ -266,7 +267,7 @@ async fn kubectl_exec_env_prints_literal_env_values_and_hostname() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_cat_reads_the_virtual_filesystem() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let token = env
         .kubectl(
             &[
@@ -295,7 +296,7 @@ async fn kubectl_exec_cat_reads_the_virtual_filesystem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_in_unknown_container_is_rejected() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let r = env
         .kubectl(
             &["exec", "web-0", "-n", "demo", "-c", "nope", "--", "true"],
@@ -314,7 +315,7 @@ async fn kubectl_exec_in_unknown_container_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_sh_reads_commands_from_piped_stdin() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     let script = b"echo first\nhostname\nexit 4\necho never\n";
     let r = env
         .kubectl(
@@ -333,7 +334,7 @@ async fn kubectl_exec_sh_reads_commands_from_piped_stdin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_attach_i_drives_the_main_process_on_both_transports() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     for envs in [&[][..], &[SPDY_EXEC][..]] {
         let r = env
             .kubectl(
@@ -394,14 +395,14 @@ async fn port_forward_echo(env: &Env, envs: &[(&str, &str)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_port_forward_echoes_over_spdy_tunnelled_in_websocket() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     port_forward_echo(&env, &[]).await;
     assert_eq!(env.last_stream_method("portforward"), "GET");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_port_forward_echoes_over_spdy() {
-    let Some(env) = env().await else { return };
+    let env = env().await;
     port_forward_echo(&env, &[SPDY_PORT_FORWARD]).await;
     assert_eq!(env.last_stream_method("portforward"), "POST");
 }

@@ -1,0 +1,159 @@
+//! Defences that need an upstream misbehaving on purpose, which the honest emulator never does:
+//! redirects (CVE-2020-8559, CVE-2022-3172) are never followed or relayed, and after a refused
+//! upgrade the upstream connection never carries another request (CVE-2018-1002105).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use holdpoint::env::{Env, EnvOptions, UpstreamChoice};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the hostile upstream saw on one connection.
+#[derive(Debug, Default, Clone)]
+struct ConnLog {
+    requests: Vec<String>,
+    closed_by_peer: bool,
+}
+
+/// A plain-HTTP upstream that answers every request with `answer` and logs request lines.
+async fn hostile_upstream(
+    answer: &'static str,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<ConnLog>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let logs: Arc<Mutex<Vec<ConnLog>>> = Arc::default();
+    let shared = logs.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let logs = shared.clone();
+            tokio::spawn(async move {
+                let idx = {
+                    let mut l = logs.lock().unwrap();
+                    l.push(ConnLog::default());
+                    l.len() - 1
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => {
+                            logs.lock().unwrap()[idx].closed_by_peer = true;
+                            return;
+                        }
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        buf.drain(..end + 4);
+                        let line = head.lines().next().unwrap_or("").to_owned();
+                        logs.lock().unwrap()[idx].requests.push(line);
+                        if sock.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, logs)
+}
+
+async fn gateway_in_front_of(addr: std::net::SocketAddr) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("hostile.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: h\n  cluster:\n    server: http://{addr}\nusers:\n- name: h\n  user:\n    token: gateway-credential\ncontexts:\n- name: h\n  context: {{cluster: h, user: h}}\ncurrent-context: h\n"
+        ),
+    )
+    .unwrap();
+    let env = Env::start(EnvOptions {
+        dir: dir.path().join("gw"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: UpstreamChoice::Kubeconfig(kubeconfig),
+    })
+    .await
+    .unwrap();
+    (env, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_redirects_are_refused_not_relayed_or_followed() {
+    let (addr, logs) = hostile_upstream(
+        "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://evil.example/steal\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    let (env, _dir) = gateway_in_front_of(addr).await;
+    let req = format!(
+        "GET /api/v1/namespaces/demo/pods HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        env.agent_token
+    );
+    let resp = common::raw_request(env.gateway.addr(), env.gateway.ca_pem(), req.as_bytes()).await;
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert!(
+        !resp.head.contains("location"),
+        "a redirect target reached the caller: {}",
+        resp.head
+    );
+    assert!(!resp.body.contains("evil.example"));
+    assert_eq!(resp.status_json()["kind"], "Status");
+    let seen: Vec<String> = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.requests.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        ["GET /api/v1/namespaces/demo/pods HTTP/1.1"],
+        "the redirect was followed"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_upgrade_closes_the_upstream_connection_too() {
+    let (addr, logs) = hostile_upstream(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    let (env, _dir) = gateway_in_front_of(addr).await;
+    let req = format!(
+        "GET /api/v1/namespaces/demo/pods/web-0/exec?command=sh&stdin=true HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n",
+        env.agent_token
+    );
+    let resp = common::raw_request(env.gateway.addr(), env.gateway.ca_pem(), req.as_bytes()).await;
+    assert_eq!(resp.status, 403);
+    assert!(
+        resp.closed,
+        "the caller's connection stayed open after a refused upgrade"
+    );
+    // Another ordinary request must not travel on the refused upgrade's connection.
+    let again = format!(
+        "GET /api/v1/namespaces/demo/pods HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        env.agent_token
+    );
+    let _ = common::raw_request(env.gateway.addr(), env.gateway.ca_pem(), again.as_bytes()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let conns = logs.lock().unwrap().clone();
+    let upgrade_conn = conns
+        .iter()
+        .find(|c| c.requests.first().is_some_and(|r| r.contains("/exec")))
+        .expect("the upgrade reached the upstream");
+    assert_eq!(
+        upgrade_conn.requests.len(),
+        1,
+        "the refused upgrade's connection carried more: {conns:?}"
+    );
+    assert!(
+        upgrade_conn.closed_by_peer,
+        "the gateway kept the refused upgrade's upstream connection open"
+    );
+    env.shutdown().await;
+}
