@@ -8,6 +8,7 @@
 #
 # Knobs (environment): GET_CONNS (32) LIST_CONNS (4) WARMUP (2) DURATION (10) LAT_DURATION (5)
 #   LIST_COUNT (5000) NGINX_WORKERS (auto) LOADGEN_THREADS (1) TARGETS ("direct holdpoint nginx")
+#   ROUNDS (1: every scenario x target once; with more, ratios use the per-cell medians)
 #   SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +23,7 @@ LIST_COUNT=${LIST_COUNT:-5000}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 TARGETS=${TARGETS:-"direct holdpoint nginx"}
 OUT=${OUT:-bench/results/latest.md}
+ROUNDS=${ROUNDS:-1}
 export LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 GET_PATH=/api/v1/namespaces/demo/configmaps/web-config
 LIST_PATH=/api/v1/namespaces/bench/configmaps
@@ -94,6 +96,8 @@ cpu_ticks() {
   echo "$total"
 }
 HZ=$(getconf CLK_TCK)
+# Busy CPU time of the whole machine (clock ticks): every process, ours or not.
+system_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
 mapfile -t PORTS < <("$LOADGEN" free-ports 4)
 P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]}
@@ -215,30 +219,37 @@ run_one() {
     holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
     nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
   esac
-  local load1 t0 t1 e0 e1 p0=0 p1=0 line
+  local load1 t0 t1 e0 e1 p0=0 p1=0 s0 s1 line
   load1=$(cut -d' ' -f1 /proc/loadavg)
   e0=$(cpu_ticks "$EMU_PID"); [ ${#proxy_pids[@]} -gt 0 ] && p0=$(cpu_ticks "${proxy_pids[@]}")
+  s0=$(system_busy_ticks)
   t0=$(date +%s.%N)
   line=$(LOADGEN_TOKEN=$token "$LOADGEN" run --url "$url" "${tls[@]}" --path "$path" \
     --connections "$conns" --warmup "$warm" --duration "$dur" \
     --label target="$target" --label scenario="$scenario" "$@") || die "loadgen failed for $target/$scenario"
   t1=$(date +%s.%N)
   e1=$(cpu_ticks "$EMU_PID"); [ ${#proxy_pids[@]} -gt 0 ] && p1=$(cpu_ticks "${proxy_pids[@]}")
-  line=$(jq -c --arg load1 "$load1" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
+  s1=$(system_busy_ticks)
+  line=$(jq -c --argjson scpu "$(( s1 - s0 ))" --arg load1 "$load1" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
       --argjson ecpu "$(( e1 - e0 ))" --argjson pcpu "$(( p1 - p0 ))" --argjson hz "$HZ" --argjson np "${#proxy_pids[@]}" \
       '. + {load1: ($load1|tonumber),
             upstream_cores: (($ecpu / $hz / $wall) * 100 | round / 100),
-            proxy_cores: (if $np > 0 then (($pcpu / $hz / $wall) * 100 | round / 100) else null end)}' <<<"$line")
+            proxy_cores: (if $np > 0 then (($pcpu / $hz / $wall) * 100 | round / 100) else null end),
+            system_busy_cores: (($scpu / $hz / $wall) * 100 | round / 100)}
+        | . + {other_cores: ((.system_busy_cores - .upstream_cores - (.proxy_cores // 0) - (.loadgen_cores // 0)) * 100 | round / 100)}' <<<"$line")
   echo "$line" >>"$RESULTS"
   jq -r '"bench: \(.target)/\(.scenario): \(.rps) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors)"' <<<"$line" >&2
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, each over all targets in turn, so slow drift in machine load hits them alike.
-for t in $TARGETS; do run_one "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION"; done
-for t in $TARGETS; do run_one "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION"; done
-for t in $TARGETS; do run_one "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT"; done
-for t in $TARGETS; do run_one "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT"; done
+for round in $(seq "$ROUNDS"); do
+  R=(--label round="$round")
+  for t in $TARGETS; do run_one "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done
+  for t in $TARGETS; do run_one "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done
+  for t in $TARGETS; do run_one "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
+  for t in $TARGETS; do run_one "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------
@@ -257,12 +268,19 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT ConfigMaps, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response)"
   echo "- saturation runs: ${WARMUP}s warm-up + ${DURATION}s measured; 1-connection runs: 1s + ${LAT_DURATION}s"
   echo
-  echo "| scenario | target | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU (cores) | emulator CPU (cores) | load1 |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  jq -r '"| \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.load1) |"' "$RESULTS"
+  echo "CPU columns are cores busy during the run (warm-up included): the proxy, the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark)."
   echo
+  echo "| round | scenario | target | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | CPU proxy | CPU emulator | CPU loadgen | CPU others | load1 |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  jq -r '"| \(.round) | \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.loadgen_cores // "-") | \(.other_cores) | \(.load1) |"' "$RESULTS"
+  echo
+  [ "$ROUNDS" -gt 1 ] && echo "Ratios below use, per scenario and target, the median over the $ROUNDS rounds of req/s and of p50." && echo
   jq -s -r '
-    def r(s; t): map(select(.scenario == s and .target == t))[0];
+    def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+    def r(s; t): map(select(.scenario == s and .target == t))
+      | if length == 0 then null
+        else {connections: .[0].connections, rps: (map(.rps) | median),
+              latency_ms: {p50: (map(.latency_ms.p50) | median)}} end;
     def num(x): if x == null then "n/a" else (x * 1000 | round / 1000 | tostring) end;
     def ratio(a; b): if a == null or b == null or b.rps == 0 then null else a.rps / b.rps end;
     def dp50(a; b): if a == null or b == null then null else a.latency_ms.p50 - b.latency_ms.p50 end;

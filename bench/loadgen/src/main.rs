@@ -371,6 +371,7 @@ async fn run(args: RunArgs, threads: usize) -> Result<()> {
         }
     }
     let path: Arc<str> = Arc::from(args.path.as_str());
+    let cpu0 = own_cpu_seconds();
     let start = Instant::now();
     let warm_end = start + Duration::from_secs_f64(args.warmup);
     let end = warm_end + Duration::from_secs_f64(args.duration);
@@ -393,6 +394,10 @@ async fn run(args: RunArgs, threads: usize) -> Result<()> {
             first_error = s.first_error;
         }
     }
+    let loadgen_cores = match (cpu0, own_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(((b - a) / start.elapsed().as_secs_f64() * 100.0).round() / 100.0),
+        _ => None,
+    };
     // Throughput over the measured window, which ends when the last measured request completed
     // (requests started before the deadline are allowed to finish).
     let window = (last_done - warm_end).as_secs_f64().max(args.duration.min(1e-3));
@@ -421,6 +426,7 @@ async fn run(args: RunArgs, threads: usize) -> Result<()> {
             "max": ms(hist.max()),
         },
         "first_error": first_error,
+        "loadgen_cores": loadgen_cores,
     });
     for (k, v) in args.labels {
         out[k] = Value::String(v);
@@ -430,6 +436,16 @@ async fn run(args: RunArgs, threads: usize) -> Result<()> {
         bail!("no successful request (first error: {})", out["first_error"]);
     }
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 Hz ticks).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 0, utime 11, stime 12.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 // ---------------------------------------------------------------------------------------------
