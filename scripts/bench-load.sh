@@ -274,7 +274,10 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   jq -r '"| \(.round) | \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.loadgen_cores // "-") | \(.other_cores) | \(.load1) |"' "$RESULTS"
   echo
-  [ "$ROUNDS" -gt 1 ] && echo "Ratios below use, per scenario and target, the median over the $ROUNDS rounds of req/s and of p50." && echo
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "Ratios below use, per scenario and target, the median over the $ROUNDS rounds of req/s and of p50."
+    echo
+  fi
   jq -s -r '
     def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
     def r(s; t): map(select(.scenario == s and .target == t))
@@ -304,6 +307,18 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
       "| for reference: GET p50 nginx - direct, 1 connection | \(num($ngd1)) ms | | |",
       "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |"
   ' "$RESULTS"
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo
+    jq -s -r '
+      def one(rd; s; t): map(select(.round == rd and .scenario == s and .target == t))[0];
+      def f(x): if x == null then "n/a" else (x * 1000 | round / 1000 | tostring) end;
+      (map(.round) | unique) as $rounds
+      | "Spread over rounds: GET throughput Holdpoint / nginx: "
+        + ([$rounds[] as $rd | f(one($rd; "get"; "holdpoint").rps / one($rd; "get"; "nginx").rps)] | join(", "))
+        + "; GET 1-connection p50 Holdpoint - direct (ms): "
+        + ([$rounds[] as $rd | f(one($rd; "get-1conn"; "holdpoint").latency_ms.p50 - one($rd; "get-1conn"; "direct").latency_ms.p50)] | join(", "))
+    ' "$RESULTS" 2>/dev/null || true
+  fi
   echo
   echo "Errors are non-2xx responses or transport errors during the measured window; first error per run (if any):"
   echo
