@@ -2,13 +2,16 @@
 # Data-path load benchmark: the same Kubernetes API emulator process reached
 #   1. directly, 2. through Holdpoint, 3. through nginx (plain TLS reverse proxy),
 # with small GETs and 5,000-object LISTs. One command, loopback only, bounded duration
-# (about 3 minutes after the build). See docs/BENCHMARKS.md.
+# (about 2.5 minutes per round, 3 rounds by default, after the build). See docs/BENCHMARKS.md.
 #
 #   scripts/bench-load.sh
 #
 # Knobs (environment): GET_CONNS (32) LIST_CONNS (4) WARMUP (2) DURATION (10) LAT_DURATION (5)
-#   LIST_COUNT (5000) NGINX_WORKERS (auto) LOADGEN_THREADS (1) TARGETS ("direct holdpoint nginx")
-#   ROUNDS (1: every scenario x target once; with more, ratios use the per-cell medians)
+#   LIST_COUNT (5000) NGINX_WORKERS (auto) NGINX_PROXY_BUFFER_SIZE (nginx default) LOADGEN_THREADS (1) TARGETS ("direct holdpoint nginx")
+#   ROUNDS (3: every scenario x target ROUNDS times, interleaved; ratios use per-cell medians)
+#   DISTURBED_CORES (0.15) RETRIES (2): a run during which processes outside the benchmark used
+#   more than DISTURBED_CORES cores is marked disturbed and retried up to RETRIES times; ratios
+#   use undisturbed runs when a cell has any.
 #   SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,9 +24,12 @@ DURATION=${DURATION:-10}
 LAT_DURATION=${LAT_DURATION:-5}
 LIST_COUNT=${LIST_COUNT:-5000}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
+NGINX_PROXY_BUFFER_SIZE=${NGINX_PROXY_BUFFER_SIZE:-} # empty: nginx's default (one memory page)
 TARGETS=${TARGETS:-"direct holdpoint nginx"}
 OUT=${OUT:-bench/results/latest.md}
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-3}
+DISTURBED_CORES=${DISTURBED_CORES:-0.15}
+RETRIES=${RETRIES:-2}
 export LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 GET_PATH=/api/v1/namespaces/demo/configmaps/web-config
 LIST_PATH=/api/v1/namespaces/bench/configmaps
@@ -191,6 +197,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
+      ${NGINX_PROXY_BUFFER_SIZE:+proxy_buffer_size $NGINX_PROXY_BUFFER_SIZE; proxy_buffers 4 $NGINX_PROXY_BUFFER_SIZE; proxy_busy_buffers_size $NGINX_PROXY_BUFFER_SIZE;}
       proxy_request_buffering off;
       proxy_ssl_verify off;
       proxy_ssl_session_reuse on;
@@ -237,18 +244,29 @@ run_one() {
             proxy_cores: (if $np > 0 then (($pcpu / $hz / $wall) * 100 | round / 100) else null end),
             system_busy_cores: (($scpu / $hz / $wall) * 100 | round / 100)}
         | . + {other_cores: ((.system_busy_cores - .upstream_cores - (.proxy_cores // 0) - (.loadgen_cores // 0)) * 100 | round / 100)}' <<<"$line")
+  line=$(jq -c --argjson max "$DISTURBED_CORES" '. + {disturbed: (.other_cores > $max)}' <<<"$line")
   echo "$line" >>"$RESULTS"
-  jq -r '"bench: \(.target)/\(.scenario): \(.rps) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors)"' <<<"$line" >&2
+  jq -r '"bench: \(.target)/\(.scenario): \(.rps) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors)\(if .disturbed then ", DISTURBED (other processes used \(.other_cores) cores)" else "" end)"' <<<"$line" >&2
+  [ "$(jq -r .disturbed <<<"$line")" = false ]
+}
+# run_retry: run_one, again (up to RETRIES times) while the machine was busy with other work.
+run_retry() {
+  local i
+  for i in $(seq 0 "$RETRIES"); do
+    run_one "$@" && return 0
+    [ "$i" -lt "$RETRIES" ] && { log "retrying in 5 s"; sleep 5; }
+  done
+  return 0
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, each over all targets in turn, so slow drift in machine load hits them alike.
 for round in $(seq "$ROUNDS"); do
   R=(--label round="$round")
-  for t in $TARGETS; do run_one "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done
-  for t in $TARGETS; do run_one "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done
-  for t in $TARGETS; do run_one "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
-  for t in $TARGETS; do run_one "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
+  for t in $TARGETS; do run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done
+  for t in $TARGETS; do run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done
+  for t in $TARGETS; do run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
+  for t in $TARGETS; do run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -264,23 +282,24 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   echo
   echo "- machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
   echo "- load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
-  echo "- tree: $REV$DIRTY; nginx $NGINX_VERSION, worker_processes $NGINX_WORKERS; loadgen threads $LOADGEN_THREADS"
+  echo "- tree: $REV$DIRTY; nginx $NGINX_VERSION, worker_processes $NGINX_WORKERS${NGINX_PROXY_BUFFER_SIZE:+, proxy_buffer_size $NGINX_PROXY_BUFFER_SIZE}; loadgen threads $LOADGEN_THREADS"
   echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT ConfigMaps, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response)"
   echo "- saturation runs: ${WARMUP}s warm-up + ${DURATION}s measured; 1-connection runs: 1s + ${LAT_DURATION}s"
   echo
-  echo "CPU columns are cores busy during the run (warm-up included): the proxy, the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark)."
+  echo "CPU columns are cores busy during the run (warm-up included): the proxy, the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark). A run with others > $DISTURBED_CORES cores is marked disturbed and retried (up to $RETRIES times); a cell's ratios use its undisturbed runs when it has any."
   echo
   echo "| round | scenario | target | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | CPU proxy | CPU emulator | CPU loadgen | CPU others | load1 |"
   echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  jq -r '"| \(.round) | \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.loadgen_cores // "-") | \(.other_cores) | \(.load1) |"' "$RESULTS"
+  jq -r '"| \(.round)\(if .disturbed then " (disturbed)" else "" end) | \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.loadgen_cores // "-") | \(.other_cores) | \(.load1) |"' "$RESULTS"
   echo
   if [ "$ROUNDS" -gt 1 ]; then
-    echo "Ratios below use, per scenario and target, the median over the $ROUNDS rounds of req/s and of p50."
+    echo "Ratios below use, per scenario and target, the median over the $ROUNDS rounds of req/s and of p50 (undisturbed runs only, when a cell has any)."
     echo
   fi
   jq -s -r '
     def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
     def r(s; t): map(select(.scenario == s and .target == t))
+      | (map(select(.disturbed | not))) as $clean | (if ($clean | length) > 0 then $clean else . end)
       | if length == 0 then null
         else {connections: .[0].connections, rps: (map(.rps) | median),
               latency_ms: {p50: (map(.latency_ms.p50) | median)}} end;
@@ -310,7 +329,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   if [ "$ROUNDS" -gt 1 ]; then
     echo
     jq -s -r '
-      def one(rd; s; t): map(select(.round == rd and .scenario == s and .target == t))[0];
+      def one(rd; s; t): map(select(.round == rd and .scenario == s and .target == t)) | last;
       def f(x): if x == null then "n/a" else (x * 1000 | round / 1000 | tostring) end;
       (map(.round) | unique) as $rounds
       | "Spread over rounds: GET throughput Holdpoint / nginx: "

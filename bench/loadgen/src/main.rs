@@ -415,7 +415,7 @@ async fn run(args: RunArgs, threads: usize) -> Result<()> {
         "connects": connects,
         "rps": (ok as f64 / window * 10.0).round() / 10.0,
         "mib_per_s": (bytes as f64 / window / 1048576.0 * 10.0).round() / 10.0,
-        "bytes_per_response": if ok > 0 { bytes / ok } else { 0 },
+        "bytes_per_response": bytes.checked_div(ok).unwrap_or(0),
         "latency_ms": {
             "min": ms(hist.min()),
             "mean": ((hist.mean() / 1e6) * 1000.0).round() / 1000.0,
