@@ -1,0 +1,108 @@
+//! The authenticate phase: turns the caller's credential into an [`Identity`].
+//!
+//! Authenticators form a chain tried in order; the first that recognises the credential decides.
+//! An authenticator answers `Ok(None)` when the credential is not its kind, so the next one may
+//! try. This issue ships static bearer tokens (stored only as SHA-256 hashes, compared in constant
+//! time); OIDC, service-account tokens and client certificates plug in here.
+
+use std::net::SocketAddr;
+
+use crate::error::GatewayError;
+use crate::identity::{Identity, Secret};
+use futures::future::BoxFuture;
+use http::HeaderMap;
+
+mod static_tokens;
+
+pub use static_tokens::{StaticTokens, token_sha256_hex};
+
+/// What the connection itself tells about the caller.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The direct peer.
+    pub peer: SocketAddr,
+    /// The client certificate chain presented in the TLS handshake, leaf first.
+    pub client_certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+/// The credential a request carries.
+#[derive(Debug)]
+pub enum Credential {
+    /// `Authorization: Bearer ...`
+    Bearer(Secret),
+    /// Nothing usable.
+    None,
+}
+
+impl Credential {
+    /// Extracts the credential from the request headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Self::None;
+        };
+        let Ok(text) = value.to_str() else {
+            return Self::None;
+        };
+        let mut parts = text.splitn(2, ' ');
+        match (parts.next(), parts.next()) {
+            (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                let token = token.trim();
+                if token.is_empty() {
+                    Self::None
+                } else {
+                    Self::Bearer(Secret::new(token))
+                }
+            }
+            _ => Self::None,
+        }
+    }
+
+    /// The kind of credential, for messages (never its contents).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Bearer(_) => "bearer token",
+            Self::None => "request without credentials",
+        }
+    }
+}
+
+/// One authenticator of the chain.
+pub trait Authenticator: Send + Sync + std::fmt::Debug {
+    /// `Ok(Some)` authenticated, `Ok(None)` not this authenticator's kind of credential,
+    /// `Err` recognised but refused.
+    fn authenticate<'a>(
+        &'a self,
+        credential: &'a Credential,
+        conn: &'a ConnectionInfo,
+    ) -> BoxFuture<'a, Result<Option<Identity>, GatewayError>>;
+}
+
+/// The ordered chain of authenticators.
+#[derive(Debug, Default)]
+pub struct AuthChain {
+    authenticators: Vec<Box<dyn Authenticator>>,
+}
+
+impl AuthChain {
+    /// A chain of the given authenticators, tried in order.
+    pub fn new(authenticators: Vec<Box<dyn Authenticator>>) -> Self {
+        Self { authenticators }
+    }
+
+    /// Runs the chain. A request no authenticator recognises is refused.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        conn: &ConnectionInfo,
+    ) -> Result<Identity, GatewayError> {
+        let credential = Credential::from_headers(headers);
+        for a in &self.authenticators {
+            if let Some(identity) = a.authenticate(&credential, conn).await? {
+                return Ok(identity);
+            }
+        }
+        Err(GatewayError::Unauthenticated {
+            kind: credential.kind(),
+        })
+    }
+}
