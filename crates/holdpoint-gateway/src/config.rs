@@ -92,6 +92,12 @@ pub struct Limits {
     /// Time a client has to send a complete request head.
     #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
     pub header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed gracefully (HTTP/1.1
+    /// and HTTP/2). Long-running responses (watch, follow, exec) count as in progress. For
+    /// HTTP/1.1 an idle keep-alive connection is also bounded by `header_read_timeout`, which
+    /// runs while the gateway waits for the next request head.
+    #[serde(default = "default_idle_timeout", deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
     /// Time a client has to finish the TLS handshake.
     #[serde(
         default = "default_handshake_timeout",
@@ -109,6 +115,7 @@ impl Default for Limits {
         Self {
             max_request_body_bytes: default_max_body(),
             header_read_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
             tls_handshake_timeout: default_handshake_timeout(),
             upstream_response_timeout: default_upstream_timeout(),
         }
@@ -126,6 +133,9 @@ fn default_max_body() -> u64 {
 }
 fn default_header_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(90)
 }
 fn default_handshake_timeout() -> Duration {
     Duration::from_secs(10)
@@ -243,6 +253,7 @@ impl Config {
                 "limits.header_read_timeout",
                 self.limits.header_read_timeout,
             ),
+            ("limits.idle_timeout", self.limits.idle_timeout),
             (
                 "limits.tls_handshake_timeout",
                 self.limits.tls_handshake_timeout,

@@ -8,6 +8,7 @@
 //! reach the upstream. See `shared/attack-surface.md` items 1-5.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -108,16 +109,14 @@ pub fn upstream_request_headers(incoming: &HeaderMap, ctx: &ForwardContext<'_>) 
     }
 
     // X-Forwarded-For: appended to whatever the caller claimed, never trusted by the gateway.
-    let prior: Vec<&str> = incoming
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let mut xff = prior.join(", ");
-    if !xff.is_empty() {
-        xff.push_str(", ");
+    let mut xff = String::with_capacity(48);
+    for prior in incoming.get_all("x-forwarded-for") {
+        if let Ok(v) = prior.to_str() {
+            xff.push_str(v);
+            xff.push_str(", ");
+        }
     }
-    xff.push_str(&ctx.peer.to_string());
+    let _ = write!(xff, "{}", ctx.peer);
     if let Ok(v) = HeaderValue::from_str(&xff) {
         out.insert("x-forwarded-for", v);
     }

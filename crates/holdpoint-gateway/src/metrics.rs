@@ -6,17 +6,98 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use kube_request::RequestInfo;
+
 use crate::phases::Exchange;
 
-/// Labels of the request metrics (bounded: verbs, resource types and outcomes).
+/// Labels of the request metrics. Every value comes from a fixed set, whatever the caller sends:
+/// a path or method the caller made up must not create new time series (unbounded label values
+/// would let any caller grow the gateway's memory).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The apiserver verb (`get`, `list`, `watch`, ...), empty when unclassified.
-    pub verb: String,
-    /// `resource` or `resource/subresource`; `nonresource` for non-resource URLs.
-    pub resource: String,
+    /// The apiserver verb (`get`, `list`, `watch`, ...); `other` for anything else, empty when
+    /// the request was refused before it was classified.
+    pub verb: &'static str,
+    /// A built-in `resource` or `resource/subresource`, `nonresource` for non-resource URLs,
+    /// `other` for the rest (custom resources, unknown names).
+    pub resource: &'static str,
     /// The outcome label of the exchange.
-    pub outcome: String,
+    pub outcome: &'static str,
+}
+
+/// The verbs the apiserver derives from a request.
+const VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "proxy",
+    "head",
+    "options",
+];
+
+/// Built-in resources and subresources worth a label of their own.
+const RESOURCES: &[&str] = &[
+    "pods",
+    "pods/log",
+    "pods/exec",
+    "pods/attach",
+    "pods/portforward",
+    "pods/proxy",
+    "pods/status",
+    "pods/eviction",
+    "pods/ephemeralcontainers",
+    "services",
+    "services/proxy",
+    "nodes",
+    "nodes/proxy",
+    "namespaces",
+    "configmaps",
+    "secrets",
+    "serviceaccounts",
+    "serviceaccounts/token",
+    "events",
+    "endpoints",
+    "endpointslices",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "deployments",
+    "deployments/scale",
+    "deployments/status",
+    "replicasets",
+    "replicasets/scale",
+    "statefulsets",
+    "statefulsets/scale",
+    "daemonsets",
+    "jobs",
+    "cronjobs",
+    "ingresses",
+    "networkpolicies",
+    "roles",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+    "customresourcedefinitions",
+    "leases",
+    "tokenreviews",
+    "subjectaccessreviews",
+    "selfsubjectaccessreviews",
+    "selfsubjectrulesreviews",
+    "selfsubjectreviews",
+    "certificatesigningrequests",
+    "certificatesigningrequests/approval",
+];
+
+/// `needle` as one of `set`'s static strings, or `other`.
+fn bounded(set: &'static [&'static str], needle: &str) -> &'static str {
+    set.iter()
+        .copied()
+        .find(|s| *s == needle)
+        .unwrap_or("other")
 }
 
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
@@ -60,23 +141,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one finished exchange.
     pub fn observe(&self, ex: &Exchange) {
-        let (verb, resource) = match &ex.info {
-            Some(i) if i.is_resource_request => (
-                i.verb.clone(),
-                if i.subresource.is_empty() {
-                    i.resource.clone()
-                } else {
-                    format!("{}/{}", i.resource, i.subresource)
-                },
-            ),
-            Some(i) => (i.verb.clone(), "nonresource".into()),
-            None => (String::new(), String::new()),
-        };
-        let labels = RequestLabels {
-            verb,
-            resource,
-            outcome: ex.outcome.into(),
-        };
+        let labels = labels_for(ex.info.as_ref(), ex.outcome);
         self.requests.get_or_create(&labels).inc();
         self.latency
             .get_or_create(&labels)
@@ -88,5 +153,62 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The bounded labels of one exchange.
+fn labels_for(info: Option<&RequestInfo>, outcome: &'static str) -> RequestLabels {
+    let (verb, resource) = match info {
+        Some(i) if i.is_resource_request => {
+            let resource = if i.subresource.is_empty() {
+                bounded(RESOURCES, &i.resource)
+            } else {
+                RESOURCES
+                    .iter()
+                    .copied()
+                    .find(|r| {
+                        r.split_once('/') == Some((i.resource.as_str(), i.subresource.as_str()))
+                    })
+                    .unwrap_or("other")
+            };
+            (bounded(VERBS, &i.verb), resource)
+        }
+        Some(i) => (bounded(VERBS, &i.verb), "nonresource"),
+        None => ("", ""),
+    };
+    RequestLabels {
+        verb,
+        resource,
+        outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(method: &str, path: &str) -> RequestLabels {
+        let info = kube_request::classify(&method.parse().unwrap(), path, None).unwrap();
+        labels_for(Some(&info), "forwarded")
+    }
+
+    #[test]
+    fn known_verbs_and_resources_keep_their_names() {
+        let l = labels("GET", "/api/v1/namespaces/demo/pods/web-0/log");
+        assert_eq!((l.verb, l.resource), ("get", "pods/log"));
+        let l = labels("GET", "/apis/apps/v1/deployments");
+        assert_eq!((l.verb, l.resource), ("list", "deployments"));
+    }
+
+    #[test]
+    fn caller_made_up_names_collapse_to_other() {
+        let l = labels("GET", "/api/v1/namespaces/demo/made-up-0001/x");
+        assert_eq!(l.resource, "other");
+        let l = labels("GET", "/api/v1/namespaces/demo/pods/web-0/made-up");
+        assert_eq!(l.resource, "other");
+        let l = labels("FROBNICATE", "/api/v1/pods");
+        assert_eq!(l.verb, "other");
+        let l = labels("GET", "/made/up/path");
+        assert_eq!((l.verb, l.resource), ("get", "nonresource"));
     }
 }

@@ -4,7 +4,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -13,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::clock::{Clock, SystemClock};
@@ -193,7 +197,7 @@ async fn serve_data(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(1000);
     let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -210,20 +214,21 @@ async fn serve_data(
         let tls = tls.clone();
         let pipeline = pipeline.clone();
         let builder = builder.clone();
-        let handshake_timeout = limits.tls_handshake_timeout;
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+        let limits = limits.clone();
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let stream =
+                match tokio::time::timeout(limits.tls_handshake_timeout, tls.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let client_certs = stream
                 .get_ref()
                 .1
@@ -231,16 +236,100 @@ async fn serve_data(
                 .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
                 .unwrap_or_default();
             let conn = Arc::new(ConnectionInfo { peer, client_certs });
-            let svc = service_fn(move |req| {
-                let pipeline = pipeline.clone();
-                let conn = conn.clone();
-                async move { Ok::<_, Infallible>(pipeline.handle(req, &conn).await) }
-            });
-            let fut = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            if let Err(e) = watcher.watch(fut.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let activity = Arc::new(Activity::new());
+            let svc = {
+                let activity = activity.clone();
+                service_fn(move |req| {
+                    let pipeline = pipeline.clone();
+                    let conn = conn.clone();
+                    let busy = activity.begin();
+                    async move {
+                        let response = pipeline.handle(req, &conn).await;
+                        // The request stays in progress until its response body is done.
+                        Ok::<_, Infallible>(
+                            response.map(|b| b.map_frame(move |f| busy.keep(f)).boxed_unsync()),
+                        )
+                    }
+                })
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            let mut tick = tokio::time::interval(limits.idle_timeout / 4);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = cancel.cancelled(), if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = tick.tick(), if !closing => {
+                        if activity.idle_for() >= limits.idle_timeout {
+                            tracing::debug!(%peer, "closing idle connection");
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                }
             }
         });
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
+}
+
+/// Requests in progress on one connection and when the last one ended, for the idle timeout.
+struct Activity {
+    in_progress: AtomicUsize,
+    base: Instant,
+    /// Milliseconds after `base` when the connection last became idle.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_progress: AtomicUsize::new(0),
+            base: Instant::now(),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// How long no request has been in progress (zero while one is).
+    fn idle_for(&self) -> Duration {
+        if self.in_progress.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        self.base.elapsed().saturating_sub(since)
+    }
+}
+
+/// Marks a request in progress until dropped (with its response body).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    /// Passes a body frame through; holding `self` keeps the request in progress.
+    fn keep<T>(&self, frame: T) -> T {
+        frame
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.0.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.store(now, Ordering::Release);
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
 }

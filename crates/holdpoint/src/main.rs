@@ -7,6 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use holdpoint::env::{Env, EnvOptions, UpstreamChoice};
 
+/// mimalloc instead of glibc malloc: the data path allocates and frees many small buffers per
+/// request across worker threads (see docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "holdpoint",

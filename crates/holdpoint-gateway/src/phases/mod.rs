@@ -105,7 +105,10 @@ impl Pipeline {
     /// and the record phase sees every request.
     pub async fn handle(&self, req: Request<Incoming>, conn: &ConnectionInfo) -> Response<Body> {
         let mut ex = Exchange {
-            audit_id: uuid::Uuid::new_v4().to_string(),
+            audit_id: uuid::Uuid::new_v4()
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_owned(),
             received_at: self.clock.now(),
             started: Instant::now(),
             peer: conn.peer,

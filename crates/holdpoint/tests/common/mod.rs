@@ -113,7 +113,8 @@ impl RawResponse {
     }
 }
 
-pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+/// A TLS client configuration trusting `ca_pem`, speaking HTTP/1.1.
+pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("CA cert");
@@ -125,7 +126,11 @@ pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    Arc::new(config)
+}
+
+pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(client_config(ca_pem))
 }
 
 /// Sends `request` verbatim over a fresh TLS connection and reads one response (by
