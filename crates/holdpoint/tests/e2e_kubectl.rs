@@ -322,6 +322,61 @@ async fn exec_websocket_spdy_and_stdin() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn attach_through_the_gateway_on_both_transports() {
+    let t = start().await;
+    if !common::on_emulator(&t) {
+        return;
+    }
+    for spdy in [false, true] {
+        let kubeconfig = t.env.agent_kubeconfig.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new("kubectl");
+            cmd.arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["attach", "-i", "web-0", "-n", NS])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if spdy {
+                cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+            }
+            let mut child = cmd.spawn().unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"echo attached via holdpoint\nexit 5\n")
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "spdy={spdy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "attached via holdpoint\n",
+            "spdy={spdy}"
+        );
+    }
+    // Both transports reached the upstream as attach requests: WebSocket by GET, SPDY by POST.
+    let methods: Vec<String> = t
+        .emulator()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/pods/web-0/attach"))
+        .map(|r| r.method)
+        .collect();
+    assert!(methods.contains(&"GET".to_string()), "{methods:?}");
+    assert!(methods.contains(&"POST".to_string()), "{methods:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn port_forward_round_trip() {
     let t = start().await;
     if !common::on_emulator(&t) {
