@@ -23,7 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::phases::Pipeline;
-use crate::phases::authenticate::{AuthChain, ConnectionInfo, StaticTokens};
+use crate::phases::authenticate::{AuthChain, ChainDeps, ConnectionInfo};
 use crate::phases::decide::{AllowAll, Decider};
 use crate::phases::hold::{Holder, NoHold};
 use crate::phases::mask::{Masker, NoMask};
@@ -126,10 +126,16 @@ pub async fn start_with(
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let authenticator = AuthChain::from_config(
+        &config.authentication,
+        &ChainDeps {
+            upstream: upstream.clone(),
+            clock: clock.clone(),
+        },
+    );
     let pipeline = Arc::new(Pipeline {
-        authenticator: AuthChain::new(vec![Box::new(StaticTokens::new(
-            &config.authentication.static_tokens,
-        ))]),
+        authenticator,
         decider: overrides.decider.unwrap_or_else(|| Arc::new(AllowAll)),
         holder: overrides.holder.unwrap_or_else(|| Arc::new(NoHold)),
         masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
@@ -137,7 +143,7 @@ pub async fn start_with(
         upstream,
         limits: config.limits.clone(),
         metrics: metrics.clone(),
-        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        clock,
     });
 
     let bind = |addr: SocketAddr| async move {

@@ -6,7 +6,12 @@
 //! time); OIDC, service-account tokens and client certificates plug in here.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use crate::clock::Clock;
+use crate::upstream::Upstream;
+
+use crate::config::AuthenticationConfig;
 use crate::error::GatewayError;
 use crate::identity::{Identity, Secret};
 use futures::future::BoxFuture;
@@ -77,6 +82,15 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Option<Identity>, GatewayError>>;
 }
 
+/// What authenticators may need besides their own configuration.
+#[derive(Debug, Clone)]
+pub struct ChainDeps {
+    /// The upstream API server, reached with the gateway's own credential (TokenReview).
+    pub upstream: Upstream,
+    /// The injected clock (token expiry, cache lifetimes).
+    pub clock: Arc<dyn Clock>,
+}
+
 /// The ordered chain of authenticators.
 #[derive(Debug, Default)]
 pub struct AuthChain {
@@ -87,6 +101,19 @@ impl AuthChain {
     /// A chain of the given authenticators, tried in order.
     pub fn new(authenticators: Vec<Box<dyn Authenticator>>) -> Self {
         Self { authenticators }
+    }
+
+    /// The chain the configuration describes. This is the one place where each configured
+    /// authenticator is built and put in its place in the order. Nothing here does network I/O:
+    /// authenticators that need a remote party (an OIDC issuer, the upstream's TokenReview)
+    /// reach it lazily, so the gateway starts even while that party is down.
+    pub fn from_config(config: &AuthenticationConfig, deps: &ChainDeps) -> Self {
+        let _ = deps;
+        let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
+        if !config.static_tokens.is_empty() {
+            authenticators.push(Box::new(StaticTokens::new(&config.static_tokens)));
+        }
+        Self::new(authenticators)
     }
 
     /// Runs the chain. A request no authenticator recognises is refused.
