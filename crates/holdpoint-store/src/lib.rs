@@ -25,6 +25,8 @@
 //! several processes, a dropped listener connection).
 
 mod error;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 
 use std::str::FromStr;
@@ -274,6 +276,12 @@ impl Store {
     /// Every stored token (valid or not), oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<StoredToken>> {
         dispatch!(self, list_tokens())
+    }
+
+    /// Token and setting changes (who, when, why), newest first; only those of `subject` (a
+    /// token id or setting key) when given.
+    pub async fn store_events(&self, subject: Option<&str>, limit: u32) -> Result<Vec<StoreEvent>> {
+        dispatch!(self, store_events(subject, limit))
     }
 
     // ---- settings ----

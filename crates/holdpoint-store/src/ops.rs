@@ -12,8 +12,8 @@ use sqlx::types::Json;
 use crate::{
     Approval, ApprovalEvent, ApprovalFilter, ApprovalMode, ApprovalState, Decision,
     ExecutionOutcome, MAX_RESULT_BODY, NewApproval, NewToken, RequestBinding, RequestSummary,
-    Requester, Reviewers, Setting, StoreError, StoredToken, TokenSelector, UpstreamResult, Vote,
-    VoteResult, Voter, from_micros, new_id, sha256_hex, to_micros,
+    Requester, Reviewers, Setting, StoreError, StoreEvent, StoredToken, TokenSelector,
+    UpstreamResult, Vote, VoteResult, Voter, from_micros, new_id, sha256_hex, to_micros,
 };
 
 type Pool = sqlx::Pool<Db>;
@@ -981,6 +981,34 @@ pub(crate) async fn approval_votes(pool: &Pool, id: &str) -> Res<Vec<Vote>> {
                     .ok_or_else(|| StoreError::Corrupt(format!("vote on {id}: {d}")))?,
                 reason: row.try_get("reason")?,
                 at: from_micros(row.try_get("at")?)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn store_events(
+    pool: &Pool,
+    subject: Option<&str>,
+    limit: u32,
+) -> Res<Vec<StoreEvent>> {
+    let rows = sqlx::query(
+        "SELECT at, actor, kind, subject, reason, detail FROM store_events \
+         WHERE ($1 IS NULL OR subject = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(subject)
+    .bind(i64::from(limit.clamp(1, 10_000)))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let Json(detail): Json<serde_json::Value> = row.try_get("detail")?;
+            Ok(StoreEvent {
+                at: from_micros(row.try_get("at")?)?,
+                actor: row.try_get("actor")?,
+                kind: row.try_get("kind")?,
+                subject: row.try_get("subject")?,
+                reason: row.try_get("reason")?,
+                detail,
             })
         })
         .collect()

@@ -310,7 +310,7 @@ pub struct Reviewers {
 impl Reviewers {
     /// Whether this voter is one of the reviewers.
     pub fn includes(&self, voter: &Voter) -> bool {
-        self.users.iter().any(|u| *u == voter.username)
+        self.users.contains(&voter.username)
             || self.groups.iter().any(|g| voter.groups.contains(g))
     }
     /// No reviewer at all (such an approval could never be decided: the store refuses it).
@@ -649,4 +649,21 @@ pub struct Freeze {
     /// When (absent when never set).
     #[serde(default)]
     pub at: Option<Timestamp>,
+}
+
+/// A token or setting change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreEvent {
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: String,
+    /// `token.create`, `token.revoke`, `setting.set`.
+    pub kind: String,
+    /// Token id or setting key.
+    pub subject: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// What (the new setting value; a new token's user, groups and expiry).
+    pub detail: serde_json::Value,
 }
