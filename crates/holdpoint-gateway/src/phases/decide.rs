@@ -4,6 +4,8 @@
 
 use std::fmt::Debug;
 
+pub use holdpoint_policy::{Approval, ApprovalMode, Freeze, FreezeMode, Reviewers};
+
 use super::Exchange;
 
 /// What policy decided for one request.
@@ -26,6 +28,8 @@ pub enum Decision {
     Hold {
         /// The rule that matched.
         rule: String,
+        /// The approve action's parameters: reviewers, quorum, ttl, hold, mode.
+        approval: Approval,
     },
 }
 
