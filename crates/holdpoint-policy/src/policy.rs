@@ -677,13 +677,21 @@ fn describe_action(a: &Action) -> String {
                 .map(|u| format!("user {u}"))
                 .collect();
             who.extend(a.reviewers.groups.iter().map(|g| format!("group {g}")));
+            let friendly = |d: Duration| {
+                jiff::SignedDuration::try_from(d)
+                    .map(|s| format!("{s:#}"))
+                    .unwrap_or_else(|_| format!("{d:?}"))
+            };
+            let mode = match a.mode {
+                crate::decision::ApprovalMode::Execute => "execute",
+                crate::decision::ApprovalMode::Grant => "grant",
+            };
             format!(
-                "approve by {} (quorum {}, ttl {:?}, hold {:?}, mode {:?})",
+                "approve by {} (quorum {}, ttl {}, hold {}, mode {mode})",
                 who.join(", "),
                 a.quorum,
-                a.ttl,
-                a.hold,
-                a.mode
+                friendly(a.ttl),
+                friendly(a.hold),
             )
         }
     }
