@@ -34,6 +34,19 @@ pub struct Config {
     /// Size limits and timeouts.
     #[serde(default)]
     pub limits: Limits,
+    /// Which policy decides allow, deny or hold.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A policy file (see examples/policy.yaml), reloaded when it changes and on SIGHUP. Absent:
+    /// the embedded default policy for AI agents.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// A serving certificate given by files.
@@ -214,6 +227,9 @@ impl Config {
         };
         fix(&mut self.data_dir);
         fix(&mut self.upstream.kubeconfig);
+        if let Some(file) = &mut self.policy.file {
+            fix(file);
+        }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);
             fix(&mut tls.key_file);
@@ -283,6 +299,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(file) = &self.policy.file
+            && let Err(e) = crate::phases::decide::load_policy_file(file)
+        {
+            problems.push(format!("policy.file: {e}"));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -337,5 +358,36 @@ mod tests {
             panic!("expected Invalid");
         };
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn policy_file_is_validated_and_resolved_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), "").unwrap();
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\nunknown: 1\n",
+        )
+        .unwrap();
+        let cfg = dir.path().join("holdpoint.yaml");
+        std::fs::write(
+            &cfg,
+            "data_dir: data\nupstream:\n  kubeconfig: kubeconfig\npolicy:\n  file: policy.yaml\n",
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("policy.file"), "{err}");
+        assert!(err.contains("unknown"), "{err}");
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\n",
+        )
+        .unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.policy.file, Some(dir.path().join("policy.yaml")));
+        // absent: the embedded default policy
+        assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
+        let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
+        assert!(err.contains("fiel"), "{err}");
     }
 }

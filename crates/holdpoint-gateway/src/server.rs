@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::phases::Pipeline;
 use crate::phases::authenticate::{AuthChain, ChainDeps, ConnectionInfo};
-use crate::phases::decide::{AllowAll, Decider};
+use crate::phases::decide::{Decider, FreezeHandle, PolicyDecider, PolicyLoadError, no_freeze};
 use crate::phases::hold::{Holder, NoHold};
 use crate::phases::mask::{Masker, NoMask};
 use crate::phases::record::{LogRecorder, Recorder};
@@ -40,6 +40,9 @@ pub enum StartError {
     /// The upstream kubeconfig.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The policy file.
+    #[error(transparent)]
+    Policy(#[from] PolicyLoadError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -53,8 +56,11 @@ pub enum StartError {
 /// Phases that replace the defaults (used by later capabilities and by tests).
 #[derive(Debug, Default)]
 pub struct PhaseOverrides {
-    /// Replaces the allow-all policy.
+    /// Replaces the policy from the config (`policy.file`, or the embedded default policy).
     pub decider: Option<Arc<dyn Decider>>,
+    /// The freeze state the configured policy reads (the store keeps it current). Absent: a
+    /// handle nobody sets, i.e. never frozen. Ignored when `decider` is given.
+    pub freeze: Option<FreezeHandle>,
     /// Replaces the refuse-all holder.
     pub holder: Option<Arc<dyn Holder>>,
     /// Replaces the pass-through masker.
@@ -134,9 +140,30 @@ pub async fn start_with(
             clock: clock.clone(),
         },
     );
+    // decide: the override, or the configured policy (watched for changes and SIGHUP)
+    let cancel = CancellationToken::new();
+    let mut policy_watch = None;
+    let decider: Arc<dyn Decider> = match overrides.decider {
+        Some(d) => d,
+        None => {
+            let freeze = overrides.freeze.unwrap_or_else(no_freeze);
+            let decider = Arc::new(match &config.policy.file {
+                Some(path) => PolicyDecider::from_file(path, freeze)?,
+                None => PolicyDecider::embedded(freeze),
+            });
+            if decider.file().is_some() {
+                policy_watch = Some(
+                    decider
+                        .clone()
+                        .watch(Duration::from_secs(1), cancel.clone()),
+                );
+            }
+            decider
+        }
+    };
     let pipeline = Arc::new(Pipeline {
         authenticator,
-        decider: overrides.decider.unwrap_or_else(|| Arc::new(AllowAll)),
+        decider,
         holder: overrides.holder.unwrap_or_else(|| Arc::new(NoHold)),
         masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
         recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
@@ -164,8 +191,10 @@ pub async fn start_with(
             source,
         })?;
 
-    let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    if let Some(watch) = policy_watch {
+        tasks.spawn(watch);
+    }
     tasks.spawn(serve_data(
         listener,
         tls.clone(),

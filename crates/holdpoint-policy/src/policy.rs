@@ -413,7 +413,9 @@ fn fail_note(error: &str, errors_match: bool) -> String {
     if errors_match {
         format!("{error}: could not be evaluated, counts as a match (fail closed)")
     } else {
-        format!("{error}: could not be evaluated, counts as no match for an allow rule (fail closed)")
+        format!(
+            "{error}: could not be evaluated, counts as no match for an allow rule (fail closed)"
+        )
     }
 }
 
@@ -523,6 +525,14 @@ impl Policy {
         self.rules.len()
     }
 
+    /// Whether any rule looks at the decoded body (CEL conditions, or `names` that read a
+    /// create's `metadata.name`): callers can skip decoding bodies when it does not.
+    pub fn uses_object(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| !r.matcher.conditions.is_empty() || r.matcher.names.is_some())
+    }
+
     /// `true` when the policy has no rules (only the default action).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
@@ -609,13 +619,15 @@ impl Policy {
         if !req.mutating {
             return (plain, None);
         }
-        let denied = |why: String| Evaluation {
-            rule: FREEZE_RULE.to_owned(),
-            verdict: Verdict::Deny {
-                message: format!("changes are frozen: {}", freeze.reason),
-            },
-        }
-        .with_note(why);
+        let denied = |why: String| {
+            Evaluation {
+                rule: FREEZE_RULE.to_owned(),
+                verdict: Verdict::Deny {
+                    message: format!("changes are frozen: {}", freeze.reason),
+                },
+            }
+            .with_note(why)
+        };
         match (freeze.mode, action) {
             (FreezeMode::Deny, _) => denied("the freeze denies every mutating request".into()),
             (FreezeMode::Hold, Action::Deny(_)) => (
@@ -658,15 +670,28 @@ fn describe_action(a: &Action) -> String {
         Action::Allow => "allow".into(),
         Action::Deny(m) => format!("deny ({m})"),
         Action::Approve(a) => {
-            let mut who: Vec<String> = a.reviewers.users.iter().map(|u| format!("user {u}")).collect();
+            let mut who: Vec<String> = a
+                .reviewers
+                .users
+                .iter()
+                .map(|u| format!("user {u}"))
+                .collect();
             who.extend(a.reviewers.groups.iter().map(|g| format!("group {g}")));
+            let friendly = |d: Duration| {
+                jiff::SignedDuration::try_from(d)
+                    .map(|s| format!("{s:#}"))
+                    .unwrap_or_else(|_| format!("{d:?}"))
+            };
+            let mode = match a.mode {
+                crate::decision::ApprovalMode::Execute => "execute",
+                crate::decision::ApprovalMode::Grant => "grant",
+            };
             format!(
-                "approve by {} (quorum {}, ttl {:?}, hold {:?}, mode {:?})",
+                "approve by {} (quorum {}, ttl {}, hold {}, mode {mode})",
                 who.join(", "),
                 a.quorum,
-                a.ttl,
-                a.hold,
-                a.mode
+                friendly(a.ttl),
+                friendly(a.hold),
             )
         }
     }
@@ -676,7 +701,12 @@ fn miss_reason(key: Key, m: &Matcher, req: &Request<'_>) -> String {
     let info = req.info;
     let list = |v: &Option<Vec<Box<str>>>| {
         v.as_ref()
-            .map(|v| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "))
+            .map(|v| {
+                v.iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .unwrap_or_default()
     };
     match key {
@@ -690,13 +720,29 @@ fn miss_reason(key: Key, m: &Matcher, req: &Request<'_>) -> String {
         Key::Verbs => format!("verb {:?} is not one of [{}]", info.verb, list(&m.verbs)),
         Key::Mutating => format!(
             "the rule is for {} requests; this one {}",
-            if m.mutating == Some(true) { "mutating" } else { "read-only" },
-            if req.mutating { "mutates" } else { "only reads" }
+            if m.mutating == Some(true) {
+                "mutating"
+            } else {
+                "read-only"
+            },
+            if req.mutating {
+                "mutates"
+            } else {
+                "only reads"
+            }
         ),
         Key::DryRun => format!(
             "the rule is for {}; this request is {}",
-            if m.dry_run == Some(true) { "dry runs (dryRun=All)" } else { "requests that are not dry runs" },
-            if req.dry_run { "a dry run" } else { "not a dry run" }
+            if m.dry_run == Some(true) {
+                "dry runs (dryRun=All)"
+            } else {
+                "requests that are not dry runs"
+            },
+            if req.dry_run {
+                "a dry run"
+            } else {
+                "not a dry run"
+            }
         ),
         Key::ApiGroups => format!(
             "API group {:?} is not one of [{}]",
@@ -719,7 +765,10 @@ fn miss_reason(key: Key, m: &Matcher, req: &Request<'_>) -> String {
             "name {:?} does not match the rule's names",
             req.effective_name()
         ),
-        Key::NonResourceUrls => format!("path {:?} does not match the rule's nonResourceURLs", info.path),
+        Key::NonResourceUrls => format!(
+            "path {:?} does not match the rule's nonResourceURLs",
+            info.path
+        ),
         Key::Subjects => format!(
             "caller {:?} (groups {:?}, authenticator {:?}) is not one of the rule's subjects",
             req.subject.username, req.subject.groups, req.subject.authenticator
@@ -745,9 +794,7 @@ fn compile_action(
             None
         }
         ActionKind::Allow if message.is_some() => {
-            problems.push(format!(
-                "{at} (line {line}): `message` is only for deny"
-            ));
+            problems.push(format!("{at} (line {line}): `message` is only for deny"));
             None
         }
         ActionKind::Allow => Some(Action::Allow),
@@ -758,9 +805,7 @@ fn compile_action(
         )),
         ActionKind::Approve => {
             if message.is_some() {
-                problems.push(format!(
-                    "{at} (line {line}): `message` is only for deny"
-                ));
+                problems.push(format!("{at} (line {line}): `message` is only for deny"));
             }
             match approval {
                 None => {
@@ -957,11 +1002,8 @@ fn compile_match(
     if problems.len() != before {
         return None;
     }
-    let globs = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|v| GlobSet::new(v))
-            .filter(|g| !g.is_any())
-    };
+    let globs =
+        |v: &Option<Vec<String>>| v.as_ref().map(|v| GlobSet::new(v)).filter(|g| !g.is_any());
     Some(Matcher {
         scope,
         verbs: str_list(&spec.verbs),
@@ -993,10 +1035,7 @@ fn compile_window(w: &WindowSpec, at: &str, problems: &mut Vec<String>) -> Optio
     let cron = match cron {
         Ok(c) => Some(c),
         Err(e) => {
-            problems.push(format!(
-                "{at} (line {line}): cron {:?}: {e}",
-                w.cron.value
-            ));
+            problems.push(format!("{at} (line {line}): cron {:?}: {e}", w.cron.value));
             None
         }
     };

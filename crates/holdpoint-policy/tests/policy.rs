@@ -76,7 +76,9 @@ fn invalid(text: &str) -> String {
 
 #[test]
 fn unknown_keys_are_rejected_with_a_line_number() {
-    let e = invalid("rules:\n  - name: a\n    match:\n      verb: [get]\n    action: allow\ndefault: {action: allow}\n");
+    let e = invalid(
+        "rules:\n  - name: a\n    match:\n      verb: [get]\n    action: allow\ndefault: {action: allow}\n",
+    );
     assert!(e.contains("verb"), "{e}");
     assert!(e.contains("line 4"), "{e}");
     let e = invalid("rules: []\ndefault: {action: allow}\ntypo: 1\n");
@@ -142,7 +144,10 @@ default: {action: allow}
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
-    assert!(matches!(Policy::from_yaml(text), Err(PolicyError::Invalid(_))));
+    assert!(matches!(
+        Policy::from_yaml(text),
+        Err(PolicyError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -151,8 +156,15 @@ fn approval_defaults_and_parameters() {
         "rules:\n  - name: a\n    action: approve\n    approval: {reviewers: {users: [alice, bob], groups: [sre]}, quorum: 2, ttl: 30m, hold: 8s, mode: grant}\ndefault:\n  action: approve\n  approval: {reviewers: {groups: [reviewers]}}\n",
     )
     .unwrap();
-    let (_, v) = decide(&p, "POST", "/api/v1/namespaces/default/configmaps", &Call::default());
-    let Verdict::Approve(a) = v else { panic!("{v:?}") };
+    let (_, v) = decide(
+        &p,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &Call::default(),
+    );
+    let Verdict::Approve(a) = v else {
+        panic!("{v:?}")
+    };
     assert_eq!(a.reviewers.users, ["alice", "bob"]);
     assert_eq!(a.reviewers.groups, ["sre"]);
     assert_eq!(a.quorum, 2);
@@ -164,11 +176,24 @@ fn approval_defaults_and_parameters() {
     assert_eq!(json["hold"], "8s");
     assert_eq!(json["mode"], "grant");
 
-    let p = Policy::from_yaml("rules: []\ndefault:\n  action: approve\n  approval: {reviewers: {groups: [reviewers]}}\n").unwrap();
-    let (rule, v) = decide(&p, "POST", "/api/v1/namespaces/default/configmaps", &Call::default());
+    let p = Policy::from_yaml(
+        "rules: []\ndefault:\n  action: approve\n  approval: {reviewers: {groups: [reviewers]}}\n",
+    )
+    .unwrap();
+    let (rule, v) = decide(
+        &p,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &Call::default(),
+    );
     assert_eq!(rule, "default");
-    let Verdict::Approve(a) = v else { panic!("{v:?}") };
-    assert_eq!((a.quorum, a.ttl.as_secs(), a.hold.as_secs(), a.mode), (1, 3600, 5, ApprovalMode::Execute));
+    let Verdict::Approve(a) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        (a.quorum, a.ttl.as_secs(), a.hold.as_secs(), a.mode),
+        (1, 3600, 5, ApprovalMode::Execute)
+    );
 }
 
 #[test]
@@ -176,8 +201,14 @@ fn first_match_wins() {
     let p = policy(
         "  - {name: first, match: {verbs: [create]}, action: deny, message: first}\n  - {name: second, match: {verbs: [create]}, action: allow}\n",
     );
-    assert_eq!(rule_of(&p, "POST", "/api/v1/namespaces/default/pods"), "first");
-    assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/default/pods"), "default");
+    assert_eq!(
+        rule_of(&p, "POST", "/api/v1/namespaces/default/pods"),
+        "first"
+    );
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/default/pods"),
+        "default"
+    );
 }
 
 #[test]
@@ -186,11 +217,26 @@ fn resources_follow_rbac_subresource_rules() {
         "  - {name: pods, match: {resources: [pods]}, action: allow}\n  - {name: exec, match: {resources: [pods/exec]}, action: allow}\n  - {name: any-scale, match: {resources: ['*/scale']}, action: allow}\n  - {name: pod-subs, match: {resources: ['pods/*']}, action: allow}\n  - {name: everything, match: {resources: ['*']}, action: allow}\n",
     );
     assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/d/pods/x"), "pods");
-    assert_eq!(rule_of(&p, "POST", "/api/v1/namespaces/d/pods/x/exec"), "exec");
-    assert_eq!(rule_of(&p, "PUT", "/apis/apps/v1/namespaces/d/deployments/x/scale"), "any-scale");
-    assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/d/pods/x/log"), "pod-subs");
-    assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/d/secrets/x"), "everything");
-    assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/d/secrets/x/status"), "everything");
+    assert_eq!(
+        rule_of(&p, "POST", "/api/v1/namespaces/d/pods/x/exec"),
+        "exec"
+    );
+    assert_eq!(
+        rule_of(&p, "PUT", "/apis/apps/v1/namespaces/d/deployments/x/scale"),
+        "any-scale"
+    );
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/d/pods/x/log"),
+        "pod-subs"
+    );
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/d/secrets/x"),
+        "everything"
+    );
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/d/secrets/x/status"),
+        "everything"
+    );
     // resource rules never match non-resource URLs
     assert_eq!(rule_of(&p, "GET", "/version"), "default");
 }
@@ -200,10 +246,30 @@ fn api_groups_verbs_namespaces_names_and_urls() {
     let p = policy(
         "  - {name: apps-prod, match: {apiGroups: [apps], namespaces: ['prod-*'], verbs: [patch]}, action: deny}\n  - {name: cluster, match: {namespaces: [''], resources: ['*']}, action: allow}\n  - {name: web, match: {names: ['web-*']}, action: allow}\n  - {name: debug, match: {nonResourceURLs: ['/debug/*']}, action: deny}\n",
     );
-    assert_eq!(rule_of(&p, "PATCH", "/apis/apps/v1/namespaces/prod-eu/deployments/x"), "apps-prod");
-    assert_eq!(rule_of(&p, "PUT", "/apis/apps/v1/namespaces/prod-eu/deployments/x"), "default");
-    assert_eq!(rule_of(&p, "PATCH", "/api/v1/namespaces/prod-eu/pods/x"), "default");
-    assert_eq!(rule_of(&p, "PATCH", "/apis/apps/v1/namespaces/staging/deployments/x"), "default");
+    assert_eq!(
+        rule_of(
+            &p,
+            "PATCH",
+            "/apis/apps/v1/namespaces/prod-eu/deployments/x"
+        ),
+        "apps-prod"
+    );
+    assert_eq!(
+        rule_of(&p, "PUT", "/apis/apps/v1/namespaces/prod-eu/deployments/x"),
+        "default"
+    );
+    assert_eq!(
+        rule_of(&p, "PATCH", "/api/v1/namespaces/prod-eu/pods/x"),
+        "default"
+    );
+    assert_eq!(
+        rule_of(
+            &p,
+            "PATCH",
+            "/apis/apps/v1/namespaces/staging/deployments/x"
+        ),
+        "default"
+    );
     assert_eq!(rule_of(&p, "DELETE", "/api/v1/nodes/n1"), "cluster");
     assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/d/pods/web-1"), "web");
     assert_eq!(rule_of(&p, "GET", "/debug/pprof/heap"), "debug");
@@ -213,7 +279,10 @@ fn api_groups_verbs_namespaces_names_and_urls() {
         object: Some(serde_json::json!({"metadata": {"name": "web-9"}})),
         ..Call::default()
     };
-    assert_eq!(decide(&p, "POST", "/api/v1/namespaces/d/pods", &call).0, "web");
+    assert_eq!(
+        decide(&p, "POST", "/api/v1/namespaces/d/pods", &call).0,
+        "web"
+    );
     assert_eq!(rule_of(&p, "POST", "/api/v1/namespaces/d/pods"), "default");
 }
 
@@ -229,18 +298,68 @@ fn subjects_users_groups_and_authenticators() {
         authenticator: auth,
         ..Call::default()
     };
-    assert_eq!(decide(&p, "POST", target, &call("system:serviceaccount:agents:bot", &[], "sa")).0, "sa");
-    assert_eq!(decide(&p, "POST", target, &call("system:serviceaccount:other:bot", &[], "sa")).0, "default");
-    assert_eq!(decide(&p, "POST", target, &call("ann", &["sre"], "oidc:https://idp")).0, "sre-oidc");
-    assert_eq!(decide(&p, "POST", target, &call("ann", &["sre"], "static-token")).0, "default");
-    assert_eq!(decide(&p, "POST", target, &call("ann", &["dev"], "oidc:https://idp")).0, "default");
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            target,
+            &call("system:serviceaccount:agents:bot", &[], "sa")
+        )
+        .0,
+        "sa"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            target,
+            &call("system:serviceaccount:other:bot", &[], "sa")
+        )
+        .0,
+        "default"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            target,
+            &call("ann", &["sre"], "oidc:https://idp")
+        )
+        .0,
+        "sre-oidc"
+    );
+    assert_eq!(
+        decide(&p, "POST", target, &call("ann", &["sre"], "static-token")).0,
+        "default"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            target,
+            &call("ann", &["dev"], "oidc:https://idp")
+        )
+        .0,
+        "default"
+    );
 }
 
 #[test]
 fn dry_run_key_matches_only_real_dry_runs() {
-    let p = policy("  - {name: dry, match: {dryRun: true}, action: allow}\n  - {name: real, match: {dryRun: false}, action: deny}\n");
-    assert_eq!(rule_of(&p, "POST", "/api/v1/namespaces/d/pods?dryRun=All"), "dry");
-    for q in ["dryRun=all", "dryrun=All", "dryRun=All&dryRun=None", "dryRun=All;", "dryRun=%41ll"] {
+    let p = policy(
+        "  - {name: dry, match: {dryRun: true}, action: allow}\n  - {name: real, match: {dryRun: false}, action: deny}\n",
+    );
+    assert_eq!(
+        rule_of(&p, "POST", "/api/v1/namespaces/d/pods?dryRun=All"),
+        "dry"
+    );
+    for q in [
+        "dryRun=all",
+        "dryrun=All",
+        "dryRun=All&dryRun=None",
+        "dryRun=All;",
+        "dryRun=%41ll",
+    ] {
         let got = rule_of(&p, "POST", &format!("/api/v1/namespaces/d/pods?{q}"));
         // `%41ll` decodes to `All`, which the apiserver honours
         let want = if q == "dryRun=%41ll" { "dry" } else { "real" };
@@ -282,26 +401,67 @@ fn change_window_denies_outside_and_allows_inside() {
         assert_eq!(decide(&p, "PATCH", target, &at(t)).0, rule, "{t}");
     }
     // reads and other namespaces are not affected
-    assert_eq!(decide(&p, "GET", target, &at("2026-12-02T09:30:00Z")).0, "rest");
     assert_eq!(
-        decide(&p, "PATCH", "/apis/apps/v1/namespaces/dev/deployments/web", &at("2026-12-02T09:30:00Z")).0,
+        decide(&p, "GET", target, &at("2026-12-02T09:30:00Z")).0,
+        "rest"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "PATCH",
+            "/apis/apps/v1/namespaces/dev/deployments/web",
+            &at("2026-12-02T09:30:00Z")
+        )
+        .0,
         "rest"
     );
 }
 
 #[test]
 fn inside_windows() {
-    let p = policy("  - name: maintenance
+    let p = policy(
+        "  - name: maintenance
     match:
       when:
         inside:
           - {cron: '0 22 * * *', duration: 4h}
     action: allow
-");
-    let at = |t: &str| Call { now: t.parse().unwrap(), ..Call::default() };
-    assert_eq!(decide(&p, "POST", "/api/v1/namespaces/d/pods", &at("2026-12-02T23:00:00Z")).0, "maintenance");
-    assert_eq!(decide(&p, "POST", "/api/v1/namespaces/d/pods", &at("2026-12-03T01:59:00Z")).0, "maintenance");
-    assert_eq!(decide(&p, "POST", "/api/v1/namespaces/d/pods", &at("2026-12-03T02:00:00Z")).0, "default");
+",
+    );
+    let at = |t: &str| Call {
+        now: t.parse().unwrap(),
+        ..Call::default()
+    };
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            "/api/v1/namespaces/d/pods",
+            &at("2026-12-02T23:00:00Z")
+        )
+        .0,
+        "maintenance"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            "/api/v1/namespaces/d/pods",
+            &at("2026-12-03T01:59:00Z")
+        )
+        .0,
+        "maintenance"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            "/api/v1/namespaces/d/pods",
+            &at("2026-12-03T02:00:00Z")
+        )
+        .0,
+        "default"
+    );
 }
 
 #[test]
@@ -323,28 +483,63 @@ fn cel_conditions_see_object_and_old_object() {
     action: allow
 ",
     );
-    let with = |obj: serde_json::Value| Call { object: Some(obj), ..Call::default() };
+    let with = |obj: serde_json::Value| Call {
+        object: Some(obj),
+        ..Call::default()
+    };
     let t = "/apis/apps/v1/namespaces/d/deployments/web";
-    assert_eq!(decide(&p, "PATCH", t, &with(serde_json::json!({"spec": {"replicas": 11}}))).0, "big");
-    assert_eq!(decide(&p, "PATCH", t, &with(serde_json::json!({"spec": {"replicas": 3}}))).0, "ok-small");
+    assert_eq!(
+        decide(
+            &p,
+            "PATCH",
+            t,
+            &with(serde_json::json!({"spec": {"replicas": 11}}))
+        )
+        .0,
+        "big"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "PATCH",
+            t,
+            &with(serde_json::json!({"spec": {"replicas": 3}}))
+        )
+        .0,
+        "ok-small"
+    );
     let pod = serde_json::json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "securityContext": {"privileged": true}}]}});
     // `object.spec.replicas` is missing on a pod: the deny rule counts it as a match (fail
     // closed), so the pod is denied by `big` before `privileged` is reached.
-    assert_eq!(decide(&p, "POST", "/api/v1/namespaces/d/pods", &with(pod)).0, "big");
+    assert_eq!(
+        decide(&p, "POST", "/api/v1/namespaces/d/pods", &with(pod)).0,
+        "big"
+    );
 
     // oldObject
-    let p = policy("  - name: shrink
+    let p = policy(
+        "  - name: shrink
     match:
       conditions: ['object.spec.replicas < oldObject.spec.replicas']
     action: deny
-");
+",
+    );
     let (info, _) = classify_target("PATCH", t);
     let groups = vec![];
     let new = serde_json::json!({"spec": {"replicas": 1}});
     let old = serde_json::json!({"spec": {"replicas": 5}});
-    let req = Request::new(Subject { username: "a", groups: &groups, authenticator: "x" }, &info, false, Call::default().now)
-        .with_object(Some(&new))
-        .with_old_object(Some(&old));
+    let req = Request::new(
+        Subject {
+            username: "a",
+            groups: &groups,
+            authenticator: "x",
+        },
+        &info,
+        false,
+        Call::default().now,
+    )
+    .with_object(Some(&new))
+    .with_old_object(Some(&old));
     assert_eq!(p.evaluate(&req).rule, "shrink");
     let req = req.with_old_object(Some(&new));
     assert_eq!(p.evaluate(&req).rule, "default");
@@ -368,7 +563,10 @@ fn conditions_that_fail_to_evaluate_fail_closed() {
     // no body at all (e.g. protobuf that could not be decoded): allow does not match, approve does
     assert_eq!(decide(&p, "PATCH", t, &Call::default()).0, "hold-big");
     // wrong type: same
-    let call = Call { object: Some(serde_json::json!({"spec": {"replicas": "many"}})), ..Call::default() };
+    let call = Call {
+        object: Some(serde_json::json!({"spec": {"replicas": "many"}})),
+        ..Call::default()
+    };
     assert_eq!(decide(&p, "PATCH", t, &call).0, "hold-big");
     // a non-bool result is an error too
     let p = policy("  - {name: nonbool, match: {conditions: ['1 + 1']}, action: allow}\n");
@@ -382,39 +580,86 @@ fn freeze_denies_every_mutation_whatever_the_rules_say() {
     )
     .unwrap();
     let frozen = |mode| Call {
-        freeze: Some(Freeze { reason: "incident 42".into(), mode }),
+        freeze: Some(Freeze {
+            reason: "incident 42".into(),
+            mode,
+        }),
         ..Call::default()
     };
     let t = "/api/v1/namespaces/d/configmaps";
     let (rule, v) = decide(&p, "POST", t, &frozen(FreezeMode::Deny));
     assert_eq!(rule, "freeze");
-    assert_eq!(v, Verdict::Deny { message: "changes are frozen: incident 42".into() });
-    // a dry run is a mutating request too; exec as GET too
-    assert_eq!(decide(&p, "POST", &format!("{t}?dryRun=All"), &frozen(FreezeMode::Deny)).0, "freeze");
-    assert_eq!(decide(&p, "GET", "/api/v1/namespaces/d/pods/x/exec", &frozen(FreezeMode::Deny)).0, "freeze");
-    // reads and review APIs pass
-    assert_eq!(decide(&p, "GET", t, &frozen(FreezeMode::Deny)), ("all".into(), Verdict::Allow));
     assert_eq!(
-        decide(&p, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", &frozen(FreezeMode::Deny)).1,
+        v,
+        Verdict::Deny {
+            message: "changes are frozen: incident 42".into()
+        }
+    );
+    // a dry run is a mutating request too; exec as GET too
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            &format!("{t}?dryRun=All"),
+            &frozen(FreezeMode::Deny)
+        )
+        .0,
+        "freeze"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "GET",
+            "/api/v1/namespaces/d/pods/x/exec",
+            &frozen(FreezeMode::Deny)
+        )
+        .0,
+        "freeze"
+    );
+    // reads and review APIs pass
+    assert_eq!(
+        decide(&p, "GET", t, &frozen(FreezeMode::Deny)),
+        ("all".into(), Verdict::Allow)
+    );
+    assert_eq!(
+        decide(
+            &p,
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            &frozen(FreezeMode::Deny)
+        )
+        .1,
         Verdict::Allow
     );
     // hold mode holds what the rules allow, with freeze.approval
     let (rule, v) = decide(&p, "POST", t, &frozen(FreezeMode::Hold));
     assert_eq!(rule, "freeze");
-    let Verdict::Approve(a) = v else { panic!("{v:?}") };
+    let Verdict::Approve(a) = v else {
+        panic!("{v:?}")
+    };
     assert_eq!(a.reviewers.groups, ["sre"]);
 }
 
 #[test]
 fn freeze_hold_never_loosens_a_deny_and_needs_an_approval() {
-    let p = policy("  - {name: no, match: {verbs: [delete]}, action: deny, message: never}\n  - {name: yes, action: allow}\n");
+    let p = policy(
+        "  - {name: no, match: {verbs: [delete]}, action: deny, message: never}\n  - {name: yes, action: allow}\n",
+    );
     let frozen = Call {
-        freeze: Some(Freeze { reason: "r".into(), mode: FreezeMode::Hold }),
+        freeze: Some(Freeze {
+            reason: "r".into(),
+            mode: FreezeMode::Hold,
+        }),
         ..Call::default()
     };
     assert_eq!(
         decide(&p, "DELETE", "/api/v1/namespaces/d/pods/x", &frozen),
-        ("no".into(), Verdict::Deny { message: "never".into() })
+        (
+            "no".into(),
+            Verdict::Deny {
+                message: "never".into()
+            }
+        )
     );
     // no freeze.approval in this policy: hold mode denies what the rules allow
     let (rule, v) = decide(&p, "POST", "/api/v1/namespaces/d/pods", &frozen);
@@ -428,7 +673,11 @@ fn explain_lists_every_rule_tried_and_why() {
     let (info, dry) = classify_target("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web");
     let groups = vec!["agents".to_string()];
     let req = Request::new(
-        Subject { username: "agent", groups: &groups, authenticator: "static-token" },
+        Subject {
+            username: "agent",
+            groups: &groups,
+            authenticator: "static-token",
+        },
         &info,
         dry,
         "2026-12-01T09:30:00Z".parse().unwrap(),
@@ -438,31 +687,65 @@ fn explain_lists_every_rule_tried_and_why() {
     assert_eq!(e.rules[0].rule, "prod-change-window");
     assert_eq!(e.rules[0].line, 2);
     assert_eq!(e.rules[0].missed, Some(Key::When));
-    assert!(e.rules[0].reason.contains("windows"), "{}", e.rules[0].reason);
+    assert!(
+        e.rules[0].reason.contains("windows"),
+        "{}",
+        e.rules[0].reason
+    );
     assert_eq!(e.rules[1].missed, None);
     assert_eq!(e.matched, "rest");
     assert_eq!(e.evaluation, p.evaluate(&req));
 
     let (info, dry) = classify_target("GET", "/api/v1/namespaces/prod/pods");
-    let req = Request::new(Subject { username: "agent", groups: &groups, authenticator: "x" }, &info, dry, req.now);
+    let req = Request::new(
+        Subject {
+            username: "agent",
+            groups: &groups,
+            authenticator: "x",
+        },
+        &info,
+        dry,
+        req.now,
+    );
     let e = p.explain(&req);
     assert_eq!(e.rules[0].missed, Some(Key::Mutating));
-    assert!(e.rules[0].reason.contains("only reads"), "{}", e.rules[0].reason);
+    assert!(
+        e.rules[0].reason.contains("only reads"),
+        "{}",
+        e.rules[0].reason
+    );
 }
 
 #[test]
 fn explain_notes_fail_closed_conditions() {
-    let p = policy("  - {name: c, match: {conditions: ['object.spec.replicas > 1']}, action: deny}\n");
+    let p =
+        policy("  - {name: c, match: {conditions: ['object.spec.replicas > 1']}, action: deny}\n");
     let (info, dry) = classify_target("POST", "/api/v1/namespaces/d/pods");
     let groups = vec![];
-    let req = Request::new(Subject { username: "a", groups: &groups, authenticator: "x" }, &info, dry, Call::default().now);
+    let req = Request::new(
+        Subject {
+            username: "a",
+            groups: &groups,
+            authenticator: "x",
+        },
+        &info,
+        dry,
+        Call::default().now,
+    );
     let e = p.explain(&req);
     assert_eq!(e.matched, "c");
-    assert!(e.rules[0].notes[0].contains("fail closed"), "{:?}", e.rules[0].notes);
+    assert!(
+        e.rules[0].notes[0].contains("fail closed"),
+        "{:?}",
+        e.rules[0].notes
+    );
 }
 
 #[test]
 fn the_default_policy_embedded_is_the_file() {
-    assert_eq!(holdpoint_policy::DEFAULT_POLICY_YAML, include_str!("../default-policy.yaml"));
+    assert_eq!(
+        holdpoint_policy::DEFAULT_POLICY_YAML,
+        include_str!("../default-policy.yaml")
+    );
     assert!(Policy::default_for_agents().len() >= 10);
 }

@@ -73,8 +73,17 @@ impl Env {
     /// Starts everything with some gateway phases replaced.
     pub async fn start_with(
         options: EnvOptions,
-        overrides: PhaseOverrides,
+        mut overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
+        // Until the hold phase can wait for reviewers, the environment keeps the foundation's
+        // allow-all decider unless a test or the demo passes a policy: with the default policy
+        // and no hold phase every agent change would be refused. `holdpoint serve` uses the
+        // configured (or embedded default) policy.
+        if overrides.decider.is_none() {
+            overrides.decider = Some(std::sync::Arc::new(
+                holdpoint_gateway::phases::decide::AllowAll,
+            ));
+        }
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -121,6 +130,7 @@ impl Env {
                 ],
             },
             limits: Limits::default(),
+            policy: Default::default(),
         };
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config, overrides)

@@ -46,6 +46,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check a policy file, or explain which rule a request meets.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run the emulator and the gateway in one process, with kubeconfigs for an agent and a
     /// reviewer in DIR.
     Demo {
@@ -62,6 +67,115 @@ enum Command {
         #[arg(long)]
         upstream_kubeconfig: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Validate a policy file (exit code 0 when it is valid).
+    Check {
+        /// The policy file (see examples/policy.yaml).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show which rule a request meets and why, without sending anything:
+    /// `explain --as USER [--group G]... -- VERB RESOURCE [NAME] [-n NS]` or
+    /// `-- METHOD /path?query`.
+    Explain {
+        /// The policy file; the embedded default policy when absent.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The caller's username.
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+        /// The caller's groups (repeat for several).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// The authenticator the caller came through.
+        #[arg(long, default_value = "static-token")]
+        authenticator: String,
+        /// Treat the request as a server-side dry run (adds dryRun=All).
+        #[arg(long)]
+        dry_run: bool,
+        /// The object being written, as JSON or YAML (for CEL conditions).
+        #[arg(long, value_name = "FILE")]
+        object: Option<PathBuf>,
+        /// Evaluate at this time (RFC 3339) instead of now, for change windows.
+        #[arg(long, value_name = "TIMESTAMP")]
+        at: Option<jiff::Timestamp>,
+        /// Assume a freeze is on, with this reason.
+        #[arg(long, value_name = "REASON")]
+        frozen: Option<String>,
+        /// With --frozen: the freeze holds instead of denying.
+        #[arg(long, requires = "frozen")]
+        freeze_holds: bool,
+        /// The request: `VERB RESOURCE [NAME] [-n NS]` or `METHOD /path?query`.
+        #[arg(last = true, required = true, value_name = "REQUEST")]
+        request: Vec<String>,
+    },
+}
+
+fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
+    use holdpoint::policy_cmd;
+    match command {
+        PolicyCommand::Check { file } => {
+            let policy = policy_cmd::load(Some(&file))?;
+            println!("policy ok: {} rules", policy.len());
+        }
+        PolicyCommand::Explain {
+            file,
+            user,
+            groups,
+            authenticator,
+            dry_run,
+            object,
+            at,
+            frozen,
+            freeze_holds,
+            request,
+        } => {
+            let policy = policy_cmd::load(file.as_deref())?;
+            let object = match object {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    Some(
+                        serde_saphyr::from_str::<serde_json::Value>(&text)
+                            .with_context(|| format!("{} is not JSON or YAML", path.display()))?,
+                    )
+                }
+            };
+            let options = policy_cmd::ExplainOptions {
+                user,
+                groups,
+                authenticator,
+                at: at.unwrap_or_else(jiff::Timestamp::now),
+                object,
+                freeze: frozen.map(|reason| holdpoint_policy::Freeze {
+                    reason,
+                    mode: if freeze_holds {
+                        holdpoint_policy::FreezeMode::Hold
+                    } else {
+                        holdpoint_policy::FreezeMode::Deny
+                    },
+                }),
+            };
+            let parsed = policy_cmd::parse_request(&request, dry_run)?;
+            let (explanation, info, dry) = policy_cmd::explain(&policy, &parsed, &options)?;
+            let source = match &file {
+                Some(f) => format!("{} ({} rules)", f.display(), policy.len()),
+                None => format!(
+                    "embedded default policy for AI agents ({} rules)",
+                    policy.len()
+                ),
+            };
+            print!(
+                "{}",
+                policy_cmd::render(&source, &parsed, &info, dry, &options, &explanation)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -106,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
             holdpoint_gateway::Config::load(&config)?;
             println!("config ok");
         }
+        Command::Policy { command } => run_policy(command)?,
         Command::Demo {
             dir,
             listen,
