@@ -40,6 +40,9 @@ pub enum StartError {
     /// The upstream kubeconfig.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The store could not be opened or migrated.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] holdpoint_store::StoreError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -71,6 +74,7 @@ pub struct RunningGateway {
     addr: SocketAddr,
     admin_addr: SocketAddr,
     ca_pem: String,
+    store: holdpoint_store::Store,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -92,6 +96,10 @@ impl RunningGateway {
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
+    /// The store the gateway keeps its state in.
+    pub fn store(&self) -> &holdpoint_store::Store {
+        &self.store
+    }
     /// Stops accepting, gives open connections a moment, then stops.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
@@ -100,6 +108,7 @@ impl RunningGateway {
         })
         .await;
         self.tasks.abort_all();
+        self.store.close().await;
     }
     /// Waits until the gateway stops (it stops only on shutdown).
     pub async fn wait(mut self) {
@@ -125,6 +134,8 @@ pub async fn start_with(
         config.limits.upstream_response_timeout,
     )
     .await?;
+    // After the certificate: that created data_dir, where the SQLite store lives by default.
+    let store = holdpoint_store::Store::open(&config.store_url()).await?;
     let metrics = Arc::new(Metrics::default());
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let authenticator = AuthChain::from_config(
@@ -132,6 +143,7 @@ pub async fn start_with(
         &ChainDeps {
             upstream: upstream.clone(),
             clock: clock.clone(),
+            store: Some(store.clone()),
         },
     );
     let pipeline = Arc::new(Pipeline {
@@ -179,6 +191,7 @@ pub async fn start_with(
         addr,
         admin_addr,
         ca_pem: cert.ca_pem,
+        store,
         cancel,
         tasks,
     })
