@@ -43,6 +43,9 @@ pub enum StartError {
     /// The policy file.
     #[error(transparent)]
     Policy(#[from] PolicyLoadError),
+    /// The store could not be opened or migrated.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] holdpoint_store::StoreError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -77,6 +80,7 @@ pub struct RunningGateway {
     addr: SocketAddr,
     admin_addr: SocketAddr,
     ca_pem: String,
+    store: holdpoint_store::Store,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -98,6 +102,10 @@ impl RunningGateway {
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
+    /// The store the gateway keeps its state in.
+    pub fn store(&self) -> &holdpoint_store::Store {
+        &self.store
+    }
     /// Stops accepting, gives open connections a moment, then stops.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
@@ -106,6 +114,7 @@ impl RunningGateway {
         })
         .await;
         self.tasks.abort_all();
+        self.store.close().await;
     }
     /// Waits until the gateway stops (it stops only on shutdown).
     pub async fn wait(mut self) {
@@ -131,6 +140,8 @@ pub async fn start_with(
         config.limits.upstream_response_timeout,
     )
     .await?;
+    // After the certificate: that created data_dir, where the SQLite store lives by default.
+    let store = holdpoint_store::Store::open(&config.store_url()).await?;
     let metrics = Arc::new(Metrics::default());
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let authenticator = AuthChain::from_config(
@@ -138,6 +149,7 @@ pub async fn start_with(
         &ChainDeps {
             upstream: upstream.clone(),
             clock: clock.clone(),
+            store: Some(store.clone()),
         },
     );
     // decide: the override, or the configured policy (watched for changes and SIGHUP)
@@ -208,6 +220,7 @@ pub async fn start_with(
         addr,
         admin_addr,
         ca_pem: cert.ca_pem,
+        store,
         cancel,
         tasks,
     })

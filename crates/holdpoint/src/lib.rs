@@ -4,3 +4,4 @@
 pub mod env;
 pub mod kubeconfig;
 pub mod policy_cmd;
+pub mod tokens;
