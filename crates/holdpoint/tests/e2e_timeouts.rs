@@ -60,6 +60,7 @@ async fn setup() -> Setup {
             ..Limits::default()
         },
         store: Default::default(),
+        policy: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();
