@@ -37,9 +37,28 @@ pub struct Config {
     /// Where state lives (stored tokens, the freeze, approvals).
     #[serde(default)]
     pub store: StoreConfig,
+    /// The admin listener's reviewer API: who administers, and its URL as callers see it.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Which policy decides allow, deny or hold.
     #[serde(default)]
     pub policy: PolicyConfig,
+}
+
+/// The reviewer API on the admin listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Users who may see every approval and switch the freeze.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups whose members may see every approval and switch the freeze.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The admin listener's URL as callers and reviewers reach it (shown in the message of a
+    /// held request). Default: `https://<admin_listen>`.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// Where the policy comes from.

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use holdpoint_gateway::clock::{Clock, SystemClock};
-use holdpoint_gateway::config::{AuthenticationConfig, Config, Limits, UpstreamConfig};
+use holdpoint_gateway::config::{
+    AdminConfig, AuthenticationConfig, Config, Limits, StoreConfig, UpstreamConfig,
+};
 use holdpoint_gateway::{PhaseOverrides, RunningGateway};
 
 use crate::tokens::{self, TokenSpec};
@@ -43,6 +45,8 @@ pub struct EnvOptions {
     pub admin_listen: SocketAddr,
     /// What is upstream.
     pub upstream: UpstreamChoice,
+    /// The store (`sqlite://...` or `postgres://...`); `None`: SQLite in the directory.
+    pub store_url: Option<String>,
 }
 
 /// A running environment.
@@ -72,19 +76,14 @@ impl Env {
     }
 
     /// Starts everything with some gateway phases replaced.
+    ///
+    /// Without a `decider` override the gateway uses the embedded default policy for AI agents
+    /// (as `holdpoint demo` does): reads pass, changes are held for a reviewer in group
+    /// `reviewers`, whose members are also the admins (freeze).
     pub async fn start_with(
         options: EnvOptions,
-        mut overrides: PhaseOverrides,
+        overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
-        // Until the hold phase can wait for reviewers, the environment keeps the foundation's
-        // allow-all decider unless a test or the demo passes a policy: with the default policy
-        // and no hold phase every agent change would be refused. `holdpoint serve` uses the
-        // configured (or embedded default) policy.
-        if overrides.decider.is_none() {
-            overrides.decider = Some(std::sync::Arc::new(
-                holdpoint_gateway::phases::decide::AllowAll,
-            ));
-        }
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -121,7 +120,13 @@ impl Env {
             authentication: AuthenticationConfig::default(),
             limits: Limits::default(),
             policy: Default::default(),
-            store: Default::default(),
+            admin: AdminConfig {
+                groups: vec!["reviewers".into()],
+                ..AdminConfig::default()
+            },
+            store: StoreConfig {
+                url: options.store_url.clone(),
+            },
         };
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
@@ -132,6 +137,7 @@ impl Env {
         write_config_file(&config_file, &config, &gateway)?;
 
         let server = gateway.url();
+        let admin_server = format!("https://{}", gateway.admin_addr());
         let agent_kubeconfig = dir.join("agent.kubeconfig");
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         let ns = matches!(options.upstream, UpstreamChoice::Emulator).then_some("demo");
@@ -148,6 +154,7 @@ impl Env {
             &server,
             gateway.ca_pem(),
             ns,
+            &admin_server,
             &agent_kubeconfig,
             clock.now(),
         )
@@ -158,6 +165,7 @@ impl Env {
             &server,
             gateway.ca_pem(),
             ns,
+            &admin_server,
             &admin_kubeconfig,
             clock.now(),
         )

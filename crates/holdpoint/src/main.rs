@@ -68,6 +68,32 @@ enum Command {
         #[arg(long)]
         upstream_kubeconfig: Option<PathBuf>,
     },
+    /// Review held requests: list, show, approve, deny, cancel (the reviewer API).
+    Approvals {
+        #[command(flatten)]
+        api: holdpoint::approvals_cmd::ApiArgs,
+        #[command(subcommand)]
+        command: holdpoint::approvals_cmd::ApprovalsCommand,
+    },
+    /// Wait until an approval is decided and executed; exit 0 only if it was executed
+    /// successfully (or, for a grant, approved).
+    Wait {
+        #[command(flatten)]
+        api: holdpoint::approvals_cmd::ApiArgs,
+        /// Approval id (`ap-...`), as the held request's message gives it.
+        id: String,
+        /// Give up after this long (`30s`, `10m`); default: wait until decided.
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// Deny (or hold) every mutating request at once, whatever the policy says; stored, so it
+    /// survives restarts and reaches every replica.
+    Freeze {
+        #[command(flatten)]
+        api: holdpoint::approvals_cmd::ApiArgs,
+        #[command(subcommand)]
+        command: holdpoint::approvals_cmd::FreezeCommand,
+    },
     /// Stored static tokens (bootstrap and CI agents): create, revoke, list.
     Token {
         #[command(subcommand)]
@@ -324,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 admin_listen,
                 upstream,
+                store_url: None,
             })
             .await
             .context("starting the demo")?;
@@ -332,6 +359,19 @@ async fn main() -> anyhow::Result<()> {
             env.shutdown().await;
         }
         Command::Token { command } => token_command(command).await?,
+        Command::Approvals { api, command } => {
+            holdpoint::approvals_cmd::approvals(&api, command).await?
+        }
+        Command::Wait { api, id, timeout } => {
+            let timeout = timeout
+                .as_deref()
+                .map(holdpoint_gateway::config::parse_duration)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let code = holdpoint::approvals_cmd::wait(&api, &id, timeout).await?;
+            std::process::exit(code);
+        }
+        Command::Freeze { api, command } => holdpoint::approvals_cmd::freeze(&api, command).await?,
         Command::Kubeconfig {
             config,
             user,
@@ -385,6 +425,12 @@ async fn main() -> anyhow::Result<()> {
                     )
                 }
             };
+            let admin_server = config
+                .admin
+                .url
+                .clone()
+                .unwrap_or_else(|| gateway_url(config.admin_listen));
+            let text = holdpoint::kubeconfig::with_admin_server(&text, &admin_server);
             match out {
                 Some(path) => {
                     holdpoint::kubeconfig::write_private(&path, &text)

@@ -61,6 +61,7 @@ async fn setup() -> Setup {
         },
         store: Default::default(),
         policy: Default::default(),
+        admin: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

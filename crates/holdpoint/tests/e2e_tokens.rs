@@ -210,6 +210,7 @@ async fn an_expired_token_is_refused_by_the_injected_clock() {
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
+            store_url: None,
         },
         PhaseOverrides {
             clock: Some(clock.clone()),
