@@ -151,10 +151,12 @@ impl Env {
         let (agent_token, _) = tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-agent", "agents"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &agent_kubeconfig,
             clock.now(),
         )
@@ -162,10 +164,12 @@ impl Env {
         tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-admin", "reviewers"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &admin_kubeconfig,
             clock.now(),
         )
