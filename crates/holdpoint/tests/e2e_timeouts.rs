@@ -59,6 +59,7 @@ async fn setup() -> Setup {
             header_read_timeout: Duration::from_secs(60),
             ..Limits::default()
         },
+        policy: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();
