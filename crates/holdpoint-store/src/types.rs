@@ -310,8 +310,7 @@ pub struct Reviewers {
 impl Reviewers {
     /// Whether this voter is one of the reviewers.
     pub fn includes(&self, voter: &Voter) -> bool {
-        self.users.contains(&voter.username)
-            || self.groups.iter().any(|g| voter.groups.contains(g))
+        self.users.contains(&voter.username) || self.groups.iter().any(|g| voter.groups.contains(g))
     }
     /// No reviewer at all (such an approval could never be decided: the store refuses it).
     pub fn is_empty(&self) -> bool {

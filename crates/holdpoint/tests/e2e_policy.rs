@@ -182,3 +182,126 @@ async fn exec_and_token_requests_are_held_even_as_dry_runs() {
     assert!(!upstream_saw(&t, "GET", "/exec"));
     assert!(!upstream_saw(&t, "PATCH", "/ephemeralcontainers"));
 }
+
+/// A gateway started from a config whose `policy.file` is `policy`, as `holdpoint serve` does.
+async fn start_with_policy_file(
+    dir: &std::path::Path,
+    policy: &str,
+) -> (
+    kube_emulator::RunningEmulator,
+    holdpoint_gateway::RunningGateway,
+    std::path::PathBuf,
+) {
+    use holdpoint_gateway::config::{
+        AuthenticationConfig, Config, Limits, PolicyConfig, StaticTokenConfig, UpstreamConfig,
+    };
+    let emulator = kube_emulator::start(kube_emulator::EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: kube_emulator::Seed::Demo,
+        admin_token: None,
+    })
+    .await
+    .unwrap();
+    let kubeconfig = dir.join("upstream.kubeconfig");
+    emulator.write_kubeconfig(&kubeconfig).unwrap();
+    let policy_file = dir.join("policy.yaml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        tls: None,
+        upstream: UpstreamConfig {
+            kubeconfig,
+            context: None,
+        },
+        authentication: AuthenticationConfig {
+            static_tokens: vec![StaticTokenConfig {
+                sha256: holdpoint_gateway::phases::authenticate::token_sha256_hex(TOKEN),
+                user: "tester".into(),
+                groups: vec!["agents".into()],
+                uid: None,
+            }],
+        },
+        limits: Limits::default(),
+        policy: PolicyConfig {
+            file: Some(policy_file.clone()),
+        },
+    };
+    config.validate().unwrap();
+    let gateway = holdpoint_gateway::start(config).await.unwrap();
+    (emulator, gateway, policy_file)
+}
+
+const TOKEN: &str = "policy-reload-test-token";
+
+async fn send(gateway: &holdpoint_gateway::RunningGateway, req: Vec<u8>) -> common::RawResponse {
+    common::raw_request(gateway.addr(), gateway.ca_pem(), &req).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_file_reload_swaps_a_good_file_and_keeps_the_old_policy_on_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let deny_configmaps = "rules:\n  - name: no-configmaps\n    match: {resources: [configmaps], mutating: true}\n    action: deny\n    message: configmaps are read-only today\ndefault: {action: allow}\n";
+    let (emulator, gateway, policy_file) =
+        start_with_policy_file(dir.path(), deny_configmaps).await;
+    let post = |name: &str| {
+        request(
+            "POST",
+            "/api/v1/namespaces/demo/configmaps",
+            TOKEN,
+            &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#),
+        )
+    };
+    let resp = send(&gateway, post("one")).await;
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert!(
+        resp.body.contains("configmaps are read-only today"),
+        "{}",
+        resp.body
+    );
+
+    // a bad file (unknown key): refused, the deny stays in force
+    std::fs::write(
+        &policy_file,
+        "rules: []\ndefault: {action: allow}\nallow_everything: true\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let resp = send(&gateway, post("two")).await;
+    assert_eq!(resp.status, 403, "the old policy stays: {}", resp.body);
+    // a file that parses but does not validate: same
+    std::fs::write(
+        &policy_file,
+        "rules:\n  - {name: x, action: approve}\ndefault: {action: allow}\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let resp = send(&gateway, post("three")).await;
+    assert_eq!(resp.status, 403, "the old policy stays: {}", resp.body);
+    assert!(
+        !emulator
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.contains("configmaps")),
+        "nothing reached the upstream"
+    );
+
+    // a good file replaces it within a couple of seconds
+    std::fs::write(
+        &policy_file,
+        "rules: []\ndefault: {action: allow}\n# now open\n",
+    )
+    .unwrap();
+    let mut status = 0;
+    for i in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        status = send(&gateway, post(&format!("four-{i}"))).await.status;
+        if status == 201 {
+            break;
+        }
+    }
+    assert_eq!(status, 201, "the new policy took effect");
+    gateway.shutdown().await;
+    emulator.shutdown().await;
+}

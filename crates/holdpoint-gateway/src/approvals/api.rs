@@ -16,8 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use holdpoint_store::{
-    Approval as StoredApproval, ApprovalFilter, ApprovalState, Decision as Vote, FreezeMode,
-    Voter,
+    Approval as StoredApproval, ApprovalFilter, ApprovalState, Decision as Vote, FreezeMode, Voter,
 };
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
@@ -171,9 +170,10 @@ async fn list(
     let who = authenticate(&state, &headers, &conn).await?;
     let state_filter = match q.state.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(ApprovalState::parse(s).ok_or_else(|| {
-            GatewayError::BadRequest(format!("unknown state {s:?}"))
-        })?),
+        Some(s) => Some(
+            ApprovalState::parse(s)
+                .ok_or_else(|| GatewayError::BadRequest(format!("unknown state {s:?}")))?,
+        ),
     };
     let filter = ApprovalFilter {
         state: state_filter,
@@ -437,16 +437,13 @@ async fn wait(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut a = visible(&state, &who, &id).await?;
     loop {
-        if a.state == ApprovalState::Approved && a.mode == holdpoint_store::ApprovalMode::Execute
-        {
+        if a.state == ApprovalState::Approved && a.mode == holdpoint_store::ApprovalMode::Execute {
             a = state.approvals.execute(&a.id).await?;
             continue;
         }
-        let settled = !matches!(
-            a.state,
-            ApprovalState::Pending | ApprovalState::Executing
-        ) && !(a.state == ApprovalState::Approved
-            && a.mode == holdpoint_store::ApprovalMode::Execute);
+        let settled = !matches!(a.state, ApprovalState::Pending | ApprovalState::Executing)
+            && !(a.state == ApprovalState::Approved
+                && a.mode == holdpoint_store::ApprovalMode::Execute);
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if settled || remaining.is_zero() {
             break;

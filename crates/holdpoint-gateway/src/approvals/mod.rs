@@ -541,9 +541,7 @@ impl Approvals {
             exp = approval.expires_at,
         );
         if approval.mode == StoreMode::Grant {
-            m.push_str(
-                " Once approved, send the identical request again to run it (once).",
-            );
+            m.push_str(" Once approved, send the identical request again to run it (once).");
         } else {
             m.push_str(" Once approved, Holdpoint sends it itself.");
         }
