@@ -21,6 +21,7 @@ async fn start_with_default_policy() -> TestEnv {
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::Emulator,
+            store_url: None,
         },
         PhaseOverrides {
             decider: Some(Arc::new(PolicyDecider::embedded(no_freeze()))),

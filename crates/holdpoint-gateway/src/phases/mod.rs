@@ -80,8 +80,8 @@ pub struct Exchange {
 /// The configured phases and what they need.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// authenticate
-    pub authenticator: AuthChain,
+    /// authenticate (shared with the reviewer API)
+    pub authenticator: Arc<AuthChain>,
     /// decide
     pub decider: Arc<dyn Decider>,
     /// hold
