@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use holdpoint_gateway::clock::{Clock, SystemClock};
-use holdpoint_gateway::config::{AuthenticationConfig, Config, Limits, UpstreamConfig};
+use holdpoint_gateway::config::{
+    AuthenticationConfig, Config, Limits, StoreConfig, UpstreamConfig,
+};
 use holdpoint_gateway::{PhaseOverrides, RunningGateway};
 
 use crate::tokens::{self, TokenSpec};
@@ -76,6 +78,16 @@ impl Env {
         options: EnvOptions,
         overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
+        Self::start_on_store(options, overrides, None).await
+    }
+
+    /// Starts everything with the gateway's store at `store_url` (`None`: SQLite in the data
+    /// dir), so end-to-end tests run on SQLite and PostgreSQL alike.
+    pub async fn start_on_store(
+        options: EnvOptions,
+        overrides: PhaseOverrides,
+        store_url: Option<String>,
+    ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -111,7 +123,7 @@ impl Env {
             // `holdpoint kubeconfig` makes them.
             authentication: AuthenticationConfig::default(),
             limits: Limits::default(),
-            store: Default::default(),
+            store: StoreConfig { url: store_url },
         };
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
@@ -190,7 +202,14 @@ fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> 
     };
     let text = format!(
         "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
-         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n",
+         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n{store}",
+        store = match &config.store.url {
+            Some(url) => format!(
+                "store:\n  url: {}\n",
+                serde_json::to_string(url).unwrap_or_default()
+            ),
+            None => String::new(),
+        },
         listen = gateway.addr(),
         admin = gateway.admin_addr(),
         data = q(&config.data_dir),

@@ -19,13 +19,40 @@ pub struct TestEnv {
 }
 
 pub async fn start() -> TestEnv {
+    start_on(Backend::Sqlite).await
+}
+
+/// Where the gateway's store lives in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the environment's data dir (the default).
+    Sqlite,
+    /// A fresh database on the PostgreSQL server `scripts/test.sh` starts
+    /// (`HOLDPOINT_TEST_POSTGRES_URL`; the test fails when it is unset).
+    Postgres,
+}
+
+/// An environment whose gateway keeps its state in `backend`.
+pub async fn start_on(backend: Backend) -> TestEnv {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = Env::start(EnvOptions {
-        dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamChoice::from_env(),
-    })
+    let store_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(
+            holdpoint_store::testing::fresh_postgres_url()
+                .await
+                .expect("a PostgreSQL test database"),
+        ),
+    };
+    let env = Env::start_on_store(
+        EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: UpstreamChoice::from_env(),
+        },
+        holdpoint_gateway::PhaseOverrides::default(),
+        store_url,
+    )
     .await
     .expect("environment starts");
     TestEnv { env, dir }
