@@ -212,7 +212,14 @@ fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> 
     };
     let text = format!(
         "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
-         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n",
+         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n{store}",
+        store = match &config.store.url {
+            Some(url) => format!(
+                "store:\n  url: {}\n",
+                serde_json::to_string(url).unwrap_or_default()
+            ),
+            None => String::new(),
+        },
         listen = gateway.addr(),
         admin = gateway.admin_addr(),
         data = q(&config.data_dir),
