@@ -45,6 +45,11 @@ pub struct EnvOptions {
     pub admin_listen: SocketAddr,
     /// What is upstream.
     pub upstream: UpstreamChoice,
+    /// Authenticators besides the agent's and reviewer's static tokens: its static tokens are
+    /// added to theirs, its other authenticators used as given.
+    pub authentication: AuthenticationConfig,
+    /// `upstream.impersonate` of the gateway (the default is `true`).
+    pub impersonate: bool,
 }
 
 /// A running environment.
@@ -103,22 +108,28 @@ impl Env {
             upstream: UpstreamConfig {
                 kubeconfig: upstream_kubeconfig.clone(),
                 context: None,
+                impersonate: options.impersonate,
             },
             authentication: AuthenticationConfig {
-                static_tokens: vec![
-                    StaticTokenConfig {
-                        sha256: token_sha256_hex(&agent_token),
-                        user: "demo-agent".into(),
-                        groups: vec!["agents".into()],
-                        uid: None,
-                    },
-                    StaticTokenConfig {
-                        sha256: token_sha256_hex(&admin_token),
-                        user: "demo-admin".into(),
-                        groups: vec!["reviewers".into()],
-                        uid: None,
-                    },
-                ],
+                static_tokens: [
+                    vec![
+                        StaticTokenConfig {
+                            sha256: token_sha256_hex(&agent_token),
+                            user: "demo-agent".into(),
+                            groups: vec!["agents".into()],
+                            uid: None,
+                        },
+                        StaticTokenConfig {
+                            sha256: token_sha256_hex(&admin_token),
+                            user: "demo-admin".into(),
+                            groups: vec!["reviewers".into()],
+                            uid: None,
+                        },
+                    ],
+                    options.authentication.static_tokens.clone(),
+                ]
+                .concat(),
+                ..options.authentication.clone()
             },
             limits: Limits::default(),
         };

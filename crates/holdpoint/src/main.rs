@@ -121,6 +121,8 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 admin_listen,
                 upstream,
+                authentication: Default::default(),
+                impersonate: true,
             })
             .await
             .context("starting the demo")?;

@@ -25,6 +25,8 @@ pub async fn start() -> TestEnv {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         upstream: UpstreamChoice::from_env(),
+        authentication: Default::default(),
+        impersonate: true,
     })
     .await
     .expect("environment starts");
