@@ -406,6 +406,13 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_reference_parses() {
+        let c = Config::from_yaml(include_str!("../../../examples/holdpoint.yaml")).unwrap();
+        assert!(c.upstream.impersonate);
+        assert!(c.authentication.service_accounts.is_some());
+    }
+
+    #[test]
     fn service_account_defaults_and_overrides() {
         let c = Config::from_yaml(&format!(
             "{MINIMAL}authentication:\n  service_accounts: {{}}\n"
