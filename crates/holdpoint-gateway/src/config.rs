@@ -99,7 +99,8 @@ pub struct ServiceAccountsConfig {
         deserialize_with = "de_duration"
     )]
     pub negative_cache_ttl: Duration,
-    /// Most cached reviews (positive and negative); the oldest entry is evicted first.
+    /// Most cached successes, and separately most cached refusals (so a flood of bad tokens
+    /// cannot evict good ones); the oldest entry is evicted first.
     #[serde(default = "default_sa_max_cache_entries")]
     pub max_cache_entries: usize,
 }

@@ -123,6 +123,7 @@ impl AuthChain {
         }
         // Service-account tokens come after OIDC: JWTs of a configured OIDC issuer are OIDC's.
         if let Some(sa) = &config.service_accounts {
+            // When OIDC is configured: the issuers it validates (their tokens are not SA tokens).
             let oidc_issuers: Vec<String> = Vec::new();
             authenticators.push(Box::new(ServiceAccounts::new(
                 sa,

@@ -10,8 +10,9 @@
 //! The cache is keyed by the SHA-256 of the token (the token itself is never stored). A success is
 //! reused for at most `cache_ttl` and never past the token's own `exp` (read, unverified, from the
 //! JWT payload: a lying `exp` can only shorten the entry); a refusal for `negative_cache_ttl`.
-//! Expiry uses the injected clock. The cache is bounded (`max_cache_entries`, oldest evicted
-//! first). Concurrent requests with the same uncached token share one review (single flight), so a
+//! Expiry uses the injected clock. Successes and refusals are each bounded by
+//! `max_cache_entries` (oldest evicted first), so a flood of bad tokens cannot push out the good
+//! ones. Concurrent requests with the same uncached token share one review (single flight), so a
 //! burst costs one upstream call.
 //!
 //! When the review itself fails (transport error, timeout, a non-2xx answer such as the gateway
@@ -274,17 +275,23 @@ struct Entry {
 /// could not be done (503, not cached).
 type Flight = Option<(Verdict, Option<jiff::Timestamp>)>;
 
+/// A map of verdicts bounded to `max` entries, the oldest evicted first.
 #[derive(Debug, Default)]
-struct Cache {
+struct Bounded {
     entries: HashMap<[u8; 32], Entry>,
     /// Insertion order for eviction; entries whose `seq` no longer matches are stale.
     order: VecDeque<([u8; 32], u64)>,
     next_seq: u64,
-    /// Reviews in progress.
-    in_flight: HashMap<[u8; 32], Arc<OnceCell<Flight>>>,
 }
 
-impl Cache {
+impl Bounded {
+    fn get(&self, key: &[u8; 32], now: jiff::Timestamp) -> Option<&Verdict> {
+        self.entries
+            .get(key)
+            .filter(|e| e.expires > now)
+            .map(|e| &e.verdict)
+    }
+
     fn insert(&mut self, key: [u8; 32], verdict: Verdict, expires: jiff::Timestamp, max: usize) {
         while self.entries.len() >= max && !self.entries.contains_key(&key) {
             let Some((old, seq)) = self.order.pop_front() else {
@@ -311,6 +318,50 @@ impl Cache {
             self.order
                 .retain(|(k, s)| entries.get(k).is_some_and(|e| e.seq == *s));
         }
+    }
+}
+
+/// Successes and refusals are bounded separately, so a flood of bad tokens cannot evict the
+/// good ones (and make every legitimate caller cost a review again).
+#[derive(Debug, Default)]
+struct Cache {
+    accepted: Bounded,
+    refused: Bounded,
+    /// Reviews in progress.
+    in_flight: HashMap<[u8; 32], Arc<OnceCell<Flight>>>,
+}
+
+impl Cache {
+    fn get(&self, key: &[u8; 32], now: jiff::Timestamp) -> Option<&Verdict> {
+        self.accepted
+            .get(key, now)
+            .or_else(|| self.refused.get(key, now))
+    }
+
+    /// Drops lapsed entries for `key`.
+    fn forget_lapsed(&mut self, key: &[u8; 32], now: jiff::Timestamp) {
+        for map in [&mut self.accepted, &mut self.refused] {
+            if map.entries.get(key).is_some_and(|e| e.expires <= now) {
+                map.entries.remove(key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32], verdict: Verdict, expires: jiff::Timestamp, max: usize) {
+        match verdict {
+            Verdict::Accepted(_) => {
+                self.refused.entries.remove(&key);
+                self.accepted.insert(key, verdict, expires, max);
+            }
+            Verdict::Refused => {
+                self.accepted.entries.remove(&key);
+                self.refused.insert(key, verdict, expires, max);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.accepted.entries.len() + self.refused.entries.len()
     }
 }
 
@@ -368,7 +419,7 @@ impl ServiceAccounts {
     /// How many reviews are cached (positive and negative, including lapsed ones not yet
     /// evicted).
     pub fn cached_entries(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -424,13 +475,10 @@ impl ServiceAccounts {
         let now = self.clock.now();
         let cell = {
             let mut cache = self.lock();
-            match cache.entries.get(&key) {
-                Some(e) if e.expires > now => return Self::verdict_to_result(e.verdict.clone()),
-                Some(_) => {
-                    cache.entries.remove(&key);
-                }
-                None => {}
+            if let Some(verdict) = cache.get(&key, now) {
+                return Self::verdict_to_result(verdict.clone());
             }
+            cache.forget_lapsed(&key, now);
             cache.in_flight.get(&key).cloned()
         };
         // Not cached: look inside the token (only now, so cache hits skip the decoding).
@@ -452,8 +500,8 @@ impl ServiceAccounts {
             None => {
                 let mut cache = self.lock();
                 // A flight may have finished since the first look: use its answer.
-                if let Some(e) = cache.entries.get(&key).filter(|e| e.expires > now) {
-                    return Self::verdict_to_result(e.verdict.clone());
+                if let Some(verdict) = cache.get(&key, now) {
+                    return Self::verdict_to_result(verdict.clone());
                 }
                 cache
                     .in_flight
@@ -850,6 +898,26 @@ mod tests {
         auth(&sa, &tokens[0]).await.unwrap().unwrap();
         assert_eq!(fake.calls(), 6);
         assert_eq!(sa.cached_entries(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_refused_tokens_does_not_evict_accepted_ones() {
+        let fake = Arc::new(Fake::default());
+        let config = ServiceAccountsConfig {
+            max_cache_entries: 4,
+            ..Default::default()
+        };
+        let (sa, _) = setup(config, fake.clone());
+        let good = jwt(json!({"good": true}));
+        fake.answer(&good, Ok(sa_user("demo", "a", &[])));
+        auth(&sa, &good).await.unwrap().unwrap();
+        for i in 0..50 {
+            assert!(auth(&sa, &jwt(json!({"bad": i}))).await.is_err());
+        }
+        assert_eq!(sa.cached_entries(), 1 + 4);
+        let calls = fake.calls();
+        auth(&sa, &good).await.unwrap().unwrap();
+        assert_eq!(fake.calls(), calls, "the accepted token is still cached");
     }
 
     #[test]
