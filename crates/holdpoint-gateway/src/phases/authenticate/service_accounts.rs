@@ -468,9 +468,8 @@ impl ServiceAccounts {
 
     async fn authenticate_token(&self, token: &Secret) -> Result<Option<Identity>, GatewayError> {
         let raw = token.expose();
-        if !looks_like_jwt(raw) {
-            return Ok(None);
-        }
+        // Only tokens this authenticator reviewed are in the cache, so a hit needs no look at
+        // the token's shape or contents.
         let key: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
         let now = self.clock.now();
         let cell = {
@@ -482,6 +481,9 @@ impl ServiceAccounts {
             cache.in_flight.get(&key).cloned()
         };
         // Not cached: look inside the token (only now, so cache hits skip the decoding).
+        if !looks_like_jwt(raw) {
+            return Ok(None);
+        }
         let Some(claims) = unverified_claims(raw) else {
             return Ok(None);
         };
