@@ -356,10 +356,23 @@ impl Pki {
 
     /// (certificate PEM, key PEM) for CN `cn` with O entries `orgs`.
     fn client(&self, cn: &str, orgs: &[&str]) -> (String, String) {
+        self.client_with(cn, orgs, |_| {})
+    }
+
+    /// [`Self::client`] with the parameters adjusted by `tweak`; an empty `cn` leaves CN out.
+    fn client_with(
+        &self,
+        cn: &str,
+        orgs: &[&str],
+        tweak: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> (String, String) {
         use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if !cn.is_empty() {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
         for (i, o) in orgs.iter().enumerate() {
             // rcgen keeps one value per attribute type; the O OID as a custom type adds more.
             let ty = if i == 0 {
@@ -370,6 +383,7 @@ impl Pki {
             params.distinguished_name.push(ty, *o);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        tweak(&mut params);
         let issuer = Issuer::from_ca_cert_der(self.ca_cert.der(), &self.ca_key).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -451,6 +465,52 @@ async fn client_certificates_from_the_configured_ca_authenticate_cn_and_o() {
             ("impersonate-user", "demo-agent"),
             ("impersonate-group", "agents")
         ])
+    );
+    t.env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_without_a_cn_expired_or_not_for_client_auth_are_refused() {
+    let pki = Pki::new("clients-ca");
+    let t = start_with_client_ca(&pki).await;
+    let seen = t.emulator().requests().len();
+    // From the trusted CA, O=system:masters but no CN: no username, refused with a 401.
+    let (cert, key) = pki.client("", &["system:masters"]);
+    let out = kubectl_with(
+        &cert_kubeconfig(&t, "no-cn", &cert, &key),
+        &["get", "configmaps"],
+    )
+    .await;
+    assert!(
+        !out.status.success(),
+        "a certificate without CN was accepted"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Unauthorized") || stderr.contains("provide credentials"),
+        "{stderr}"
+    );
+    // Expired, or made for server auth only: the handshake fails.
+    let expired = pki.client_with("alice", &[], |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let server_only = pki.client_with("alice", &[], |p| {
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    });
+    for (what, (cert, key)) in [("expired", expired), ("server-auth only", server_only)] {
+        let out = kubectl_with(
+            &cert_kubeconfig(&t, "bad-cert", &cert, &key),
+            &["get", "configmaps"],
+        )
+        .await;
+        assert!(!out.status.success(), "{what} certificate was accepted");
+    }
+    assert!(
+        t.emulator().requests()[seen..]
+            .iter()
+            .all(|r| !r.path.contains("configmaps")),
+        "a refused certificate's request reached the upstream"
     );
     t.env.shutdown().await;
 }
