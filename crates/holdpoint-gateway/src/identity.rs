@@ -17,7 +17,8 @@ pub struct Identity {
     pub uid: Option<String>,
     /// Extra attributes.
     pub extra: BTreeMap<String, Vec<String>>,
-    /// Which authenticator produced this identity (`static-token`, `oidc:<issuer>`, ...).
+    /// Which authenticator produced this identity (`static-token`, `oidc:<issuer>`,
+    /// `serviceaccount`, `x509`).
     pub authenticator: String,
 }
 
