@@ -18,27 +18,23 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
 }
 
+/// An environment whose policy allows everything: the data-path suites (hygiene, streams,
+/// clients) test forwarding, not policy. Policy and approvals suites use [`start_with`].
 pub async fn start() -> TestEnv {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env = Env::start(EnvOptions {
-        dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamChoice::from_env(),
-        authentication: Default::default(),
-        impersonate: true,
-    })
+    start_with(
+        None,
+        holdpoint_gateway::PhaseOverrides {
+            decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
+            ..Default::default()
+        },
+    )
     .await
-    .expect("environment starts");
-    TestEnv { env, dir }
 }
 
-/// An environment on the in-tree emulator (tests that mint tokens or count what the upstream
-/// received need it) with extra authenticators, the impersonation mode, and phase overrides
-/// (e.g. a manual clock).
-pub async fn start_custom(
-    authentication: holdpoint_gateway::config::AuthenticationConfig,
-    impersonate: bool,
+/// An environment with the given store (None: SQLite in the temp dir) and phase overrides;
+/// without a decider override it runs the embedded default policy.
+pub async fn start_with(
+    store_url: Option<String>,
     overrides: holdpoint_gateway::PhaseOverrides,
 ) -> TestEnv {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -47,7 +43,38 @@ pub async fn start_custom(
             dir: dir.path().to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: UpstreamChoice::from_env(),
+            store_url,
+            authentication: Default::default(),
+            impersonate: true,
+        },
+        overrides,
+    )
+    .await
+    .expect("environment starts");
+    TestEnv { env, dir }
+}
+
+/// An environment on the in-tree emulator (tests that mint tokens or count what the upstream
+/// received need it) with extra authenticators, the impersonation mode, and phase overrides
+/// (e.g. a manual clock).
+/// Policy allows everything unless `overrides` has a decider: these suites test identity.
+pub async fn start_custom(
+    authentication: holdpoint_gateway::config::AuthenticationConfig,
+    impersonate: bool,
+    mut overrides: holdpoint_gateway::PhaseOverrides,
+) -> TestEnv {
+    let dir = tempfile::tempdir().expect("tempdir");
+    overrides
+        .decider
+        .get_or_insert_with(|| Arc::new(holdpoint_gateway::phases::decide::AllowAll));
+    let env = Env::start_with(
+        EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::Emulator,
+            store_url: None,
             authentication,
             impersonate,
         },

@@ -95,6 +95,9 @@ pub struct ChainDeps {
     pub upstream: Upstream,
     /// The injected clock (token expiry, cache lifetimes).
     pub clock: Arc<dyn Clock>,
+    /// The store (tokens created by `holdpoint token create`). `None` only in tests that need
+    /// no stored state.
+    pub store: Option<holdpoint_store::Store>,
 }
 
 /// The ordered chain of authenticators.
@@ -118,8 +121,14 @@ impl AuthChain {
         if config.client_certificates.is_some() {
             authenticators.push(Box::new(ClientCertificates));
         }
-        if !config.static_tokens.is_empty() {
-            authenticators.push(Box::new(StaticTokens::new(&config.static_tokens)));
+        // Static tokens from the config and from the store (always on when there is a store:
+        // `holdpoint token create` adds tokens without a restart).
+        if !config.static_tokens.is_empty() || deps.store.is_some() {
+            let mut tokens = StaticTokens::new(&config.static_tokens);
+            if let Some(store) = &deps.store {
+                tokens = tokens.with_store(store.clone(), deps.clock.clone());
+            }
+            authenticators.push(Box::new(tokens));
         }
         // Service-account tokens come after OIDC: JWTs of a configured OIDC issuer are OIDC's.
         if let Some(sa) = &config.service_accounts {
