@@ -47,6 +47,11 @@ pub struct EnvOptions {
     pub upstream: UpstreamChoice,
     /// The store (`sqlite://...` or `postgres://...`); `None`: SQLite in the directory.
     pub store_url: Option<String>,
+    /// Authenticators besides the agent's and reviewer's stored tokens (static tokens,
+    /// service-account tokens, client certificates).
+    pub authentication: AuthenticationConfig,
+    /// `upstream.impersonate` of the gateway (the default is `true`).
+    pub impersonate: bool,
 }
 
 /// A running environment.
@@ -114,10 +119,11 @@ impl Env {
             upstream: UpstreamConfig {
                 kubeconfig: upstream_kubeconfig.clone(),
                 context: None,
+                impersonate: options.impersonate,
             },
             // The agent's and reviewer's tokens are stored tokens, made below as
             // `holdpoint kubeconfig` makes them.
-            authentication: AuthenticationConfig::default(),
+            authentication: options.authentication.clone(),
             limits: Limits::default(),
             policy: Default::default(),
             admin: AdminConfig {

@@ -22,6 +22,8 @@ async fn start_with_default_policy() -> TestEnv {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::Emulator,
             store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
         },
         PhaseOverrides {
             decider: Some(Arc::new(PolicyDecider::embedded(no_freeze()))),

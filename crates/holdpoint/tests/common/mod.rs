@@ -81,12 +81,53 @@ pub async fn start_with(
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
             store_url,
+            authentication: Default::default(),
+            impersonate: true,
         },
         overrides,
     )
     .await
     .expect("environment starts");
     TestEnv { env, dir }
+}
+
+/// An environment on the in-tree emulator (tests that mint tokens or count what the upstream
+/// received need it) with extra authenticators, the impersonation mode, and phase overrides
+/// (e.g. a manual clock).
+/// Policy allows everything unless `overrides` has a decider: these suites test identity.
+pub async fn start_custom(
+    authentication: holdpoint_gateway::config::AuthenticationConfig,
+    impersonate: bool,
+    mut overrides: holdpoint_gateway::PhaseOverrides,
+) -> TestEnv {
+    let dir = tempfile::tempdir().expect("tempdir");
+    overrides
+        .decider
+        .get_or_insert_with(|| Arc::new(holdpoint_gateway::phases::decide::AllowAll));
+    let env = Env::start_with(
+        EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: UpstreamChoice::Emulator,
+            store_url: None,
+            authentication,
+            impersonate,
+        },
+        overrides,
+    )
+    .await
+    .expect("environment starts");
+    TestEnv { env, dir }
+}
+
+/// Runs kubectl with `kubeconfig` in a blocking thread.
+pub async fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
+    let kubeconfig = kubeconfig.to_owned();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || kubectl_blocking(&kubeconfig, &args, None))
+        .await
+        .expect("kubectl thread")
 }
 
 /// True when the suite runs against the in-tree emulator (tests that inspect what the upstream
