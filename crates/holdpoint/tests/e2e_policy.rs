@@ -263,6 +263,7 @@ async fn start_with_policy_file(
         upstream: UpstreamConfig {
             kubeconfig,
             context: None,
+            impersonate: true,
         },
         authentication: AuthenticationConfig {
             static_tokens: vec![StaticTokenConfig {
@@ -271,6 +272,7 @@ async fn start_with_policy_file(
                 groups: vec!["agents".into()],
                 uid: None,
             }],
+            ..AuthenticationConfig::default()
         },
         limits: Limits::default(),
         policy: PolicyConfig {
