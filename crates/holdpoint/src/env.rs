@@ -119,6 +119,7 @@ impl Env {
                         uid: None,
                     },
                 ],
+                ..AuthenticationConfig::default()
             },
             limits: Limits::default(),
         };

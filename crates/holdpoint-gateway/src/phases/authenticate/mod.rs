@@ -2,8 +2,8 @@
 //!
 //! Authenticators form a chain tried in order; the first that recognises the credential decides.
 //! An authenticator answers `Ok(None)` when the credential is not its kind, so the next one may
-//! try. This issue ships static bearer tokens (stored only as SHA-256 hashes, compared in constant
-//! time); OIDC, service-account tokens and client certificates plug in here.
+//! try. Static bearer tokens (stored only as SHA-256 hashes, compared in constant time) and OIDC JWTs
+//! ([`oidc`]) are here; service-account tokens and client certificates plug in the same way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +17,11 @@ use crate::identity::{Identity, Secret};
 use futures::future::BoxFuture;
 use http::HeaderMap;
 
+mod jwt_crypto;
+mod oidc;
 mod static_tokens;
 
+pub use oidc::{FetchError, JwksFetcher, OidcAuthenticator, Refusal};
 pub use static_tokens::{StaticTokens, token_sha256_hex};
 
 /// What the connection itself tells about the caller.
@@ -112,6 +115,12 @@ impl AuthChain {
         let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
         if !config.static_tokens.is_empty() {
             authenticators.push(Box::new(StaticTokens::new(&config.static_tokens)));
+        }
+        if !config.oidc.is_empty() {
+            authenticators.push(Box::new(OidcAuthenticator::new(
+                &config.oidc,
+                deps.clock.clone(),
+            )));
         }
         Self::new(authenticators)
     }
