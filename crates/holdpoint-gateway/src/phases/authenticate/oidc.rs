@@ -710,3 +710,647 @@ fn https_client(
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use ring::rand::SystemRandom;
+    use ring::signature::{self as rs, KeyPair};
+    use serde_json::json;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    const ISS: &str = "https://idp.example";
+    const NOW: i64 = 1_800_000_000;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Signs test tokens with ring.
+    pub(crate) enum Signer {
+        Rsa(rs::RsaKeyPair),
+        Ec(rs::EcdsaKeyPair),
+        Ed(rs::Ed25519KeyPair),
+    }
+
+    impl Signer {
+        pub(crate) fn rsa() -> Self {
+            use rustls_pki_types::PrivateKeyDer;
+            use rustls_pki_types::pem::PemObject;
+            let pem = include_bytes!("../../../testdata/oidc-test-rsa2048.pem");
+            let der = PrivateKeyDer::from_pem_slice(pem).unwrap();
+            Self::Rsa(rs::RsaKeyPair::from_pkcs8(der.secret_der()).unwrap())
+        }
+        pub(crate) fn es256() -> Self {
+            let rng = SystemRandom::new();
+            let alg = &rs::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let pkcs8 = rs::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+            Self::Ec(rs::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap())
+        }
+        pub(crate) fn ed25519() -> Self {
+            let pkcs8 = rs::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+            Self::Ed(rs::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
+        }
+        pub(crate) fn alg(&self) -> &'static str {
+            match self {
+                Self::Rsa(_) => "RS256",
+                Self::Ec(_) => "ES256",
+                Self::Ed(_) => "EdDSA",
+            }
+        }
+        pub(crate) fn jwk(&self, kid: &str) -> Value {
+            match self {
+                Self::Rsa(_) => {
+                    let mut v: Value = serde_json::from_str(include_str!(
+                        "../../../testdata/oidc-test-rsa2048.jwk.json"
+                    ))
+                    .unwrap();
+                    v["kid"] = kid.into();
+                    v
+                }
+                Self::Ec(k) => {
+                    let p = k.public_key().as_ref();
+                    json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                           "x": b64(&p[1..33]), "y": b64(&p[33..65])})
+                }
+                Self::Ed(k) => json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": kid,
+                                      "x": b64(k.public_key().as_ref())}),
+            }
+        }
+        pub(crate) fn sign_raw(&self, header: &Value, claims: &Value) -> String {
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let rng = SystemRandom::new();
+            let sig = match self {
+                Self::Rsa(k) => {
+                    let mut sig = vec![0; k.public().modulus_len()];
+                    k.sign(&rs::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
+                        .unwrap();
+                    sig
+                }
+                Self::Ec(k) => k.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+                Self::Ed(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
+            };
+            format!("{input}.{}", b64(&sig))
+        }
+        pub(crate) fn token(&self, kid: &str, claims: &Value) -> String {
+            self.sign_raw(
+                &json!({"alg": self.alg(), "kid": kid, "typ": "JWT"}),
+                claims,
+            )
+        }
+    }
+
+    /// A JWKS source that counts fetches and can fail.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeFetcher {
+        pub(crate) jwks: Mutex<Value>,
+        pub(crate) count: AtomicU64,
+        pub(crate) down: AtomicBool,
+    }
+
+    impl FakeFetcher {
+        pub(crate) fn serving(keys: Vec<Value>) -> Arc<Self> {
+            Arc::new(Self {
+                jwks: Mutex::new(json!({ "keys": keys })),
+                ..Self::default()
+            })
+        }
+    }
+
+    impl JwksFetcher for FakeFetcher {
+        fn fetch(&self) -> BoxFuture<'_, Result<Bytes, FetchError>> {
+            Box::pin(async move {
+                self.count.fetch_add(1, Ordering::SeqCst);
+                // A slow issuer, so concurrent callers really overlap.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(FetchError("connection refused".into()));
+                }
+                Ok(Bytes::from(self.jwks.lock().unwrap().to_string()))
+            })
+        }
+    }
+
+    pub(crate) fn config(issuer: &str) -> OidcIssuerConfig {
+        OidcIssuerConfig {
+            issuer: issuer.into(),
+            audiences: vec!["holdpoint".into()],
+            username_claim: "sub".into(),
+            username_prefix: None,
+            groups_claim: None,
+            groups_prefix: None,
+            uid_claim: None,
+            required_claims: BTreeMap::new(),
+            algorithms: vec!["RS256".into(), "ES256".into(), "EdDSA".into()],
+            ca_file: None,
+            leeway: Duration::from_secs(30),
+            jwks_refresh_interval: Duration::from_secs(3600),
+            jwks_min_refresh_interval: Duration::from_secs(10),
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": ISS, "aud": "holdpoint", "sub": "alice", "exp": NOW + 600,
+               "iat": NOW - 10, "nbf": NOW - 10})
+    }
+
+    struct Fixture {
+        auth: OidcAuthenticator,
+        clock: Arc<ManualClock>,
+        fetcher: Arc<FakeFetcher>,
+        rsa: Signer,
+    }
+
+    fn fixture_with(config: OidcIssuerConfig) -> Fixture {
+        let rsa = Signer::rsa();
+        let fetcher = FakeFetcher::serving(vec![rsa.jwk("k1")]);
+        let clock = Arc::new(ManualClock::new(jiff::Timestamp::from_second(NOW).unwrap()));
+        let auth = OidcAuthenticator::with_fetchers(
+            vec![(config, fetcher.clone() as Arc<dyn JwksFetcher>)],
+            clock.clone(),
+        );
+        Fixture {
+            auth,
+            clock,
+            fetcher,
+            rsa,
+        }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(config(ISS))
+    }
+
+    fn with(mut base: Value, changes: Value) -> Value {
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        base
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_maps_to_the_prefixed_identity() {
+        let f = fixture();
+        let id = f
+            .auth
+            .check(&f.rsa.token("k1", &claims()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.username, "https://idp.example#alice");
+        assert!(id.groups.is_empty());
+        assert_eq!(id.uid, None);
+        assert!(id.extra.is_empty());
+        assert_eq!(id.authenticator, "oidc:https://idp.example");
+    }
+
+    #[tokio::test]
+    async fn claims_mapping_prefixes_groups_uid_and_required_claims() {
+        let mut c = config(ISS);
+        c.username_claim = "email".into();
+        c.groups_claim = Some("groups".into());
+        c.groups_prefix = Some("oidc:".into());
+        c.uid_claim = Some("sub".into());
+        c.required_claims = BTreeMap::from([("tenant".into(), "acme".into())]);
+        let f = fixture_with(c);
+        let base = with(
+            claims(),
+            json!({"email": "a@x.io", "groups": ["dev", "ops"], "tenant": "acme"}),
+        );
+        let check = |claims: Value| {
+            let token = f.rsa.token("k1", &claims);
+            let auth = &f.auth;
+            async move { auth.check(&token).await }
+        };
+        let id = check(base.clone()).await.unwrap().unwrap();
+        // email as username: no prefix by default (apiserver rule).
+        assert_eq!(id.username, "a@x.io");
+        assert_eq!(id.groups, ["oidc:dev", "oidc:ops"]);
+        assert_eq!(id.uid.as_deref(), Some("alice"));
+        let id = check(with(
+            base.clone(),
+            json!({"groups": "solo", "email_verified": true}),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(id.groups, ["oidc:solo"]);
+        for (changes, refusal) in [
+            (json!({"email_verified": false}), Refusal::EmailNotVerified),
+            (json!({"email_verified": "true"}), Refusal::EmailNotVerified),
+            (json!({"email": null}), Refusal::Username),
+            (json!({"email": ""}), Refusal::Username),
+            (json!({"email": 7}), Refusal::Username),
+            (json!({"groups": ["dev", 3]}), Refusal::Groups),
+            (json!({"groups": {"a": 1}}), Refusal::Groups),
+            (json!({"tenant": "other"}), Refusal::RequiredClaim),
+            (json!({"tenant": null}), Refusal::RequiredClaim),
+            (json!({"sub": null}), Refusal::Uid),
+        ] {
+            assert_eq!(
+                check(with(base.clone(), changes.clone())).await,
+                Err(refusal),
+                "{changes}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn username_prefix_follows_apiserver_semantics_and_system_names_are_refused() {
+        let mut c = config(ISS);
+        c.username_prefix = Some("-".into());
+        c.groups_claim = Some("groups".into());
+        let f = fixture_with(c);
+        let id = f
+            .auth
+            .check(&f.rsa.token("k1", &claims()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.username, "alice");
+        for changes in [
+            json!({"sub": "system:admin"}),
+            json!({"groups": ["system:masters"]}),
+        ] {
+            let token = f.rsa.token("k1", &with(claims(), changes));
+            assert_eq!(f.auth.check(&token).await, Err(Refusal::ReservedName));
+        }
+        let mut c = config(ISS);
+        c.username_prefix = Some("corp:".into());
+        let f = fixture_with(c);
+        let id = f
+            .auth
+            .check(&f.rsa.token("k1", &claims()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.username, "corp:alice");
+    }
+
+    #[tokio::test]
+    async fn times_are_checked_on_the_injected_clock_with_leeway() {
+        let f = fixture();
+        let token = f.rsa.token("k1", &claims());
+        f.clock
+            .set(jiff::Timestamp::from_second(NOW + 600 + 30).unwrap());
+        assert!(
+            f.auth.check(&token).await.unwrap().is_some(),
+            "within leeway"
+        );
+        f.clock
+            .set(jiff::Timestamp::from_second(NOW + 600 + 31).unwrap());
+        assert_eq!(f.auth.check(&token).await, Err(Refusal::Expired));
+        f.clock.set(jiff::Timestamp::from_second(NOW).unwrap());
+        for (changes, refusal) in [
+            (json!({"nbf": NOW + 31}), Refusal::NotYetValid),
+            (json!({"iat": NOW + 31}), Refusal::IssuedInFuture),
+            (json!({"exp": null}), Refusal::NoExpiry),
+            (json!({"exp": "tomorrow"}), Refusal::Malformed),
+        ] {
+            let token = f.rsa.token("k1", &with(claims(), changes.clone()));
+            assert_eq!(f.auth.check(&token).await, Err(refusal), "{changes}");
+        }
+        let token = f.rsa.token("k1", &with(claims(), json!({"nbf": NOW + 30})));
+        assert!(f.auth.check(&token).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn audience_must_name_a_configured_audience() {
+        let f = fixture();
+        for (aud, ok) in [
+            (json!("holdpoint"), true),
+            (json!(["other", "holdpoint"]), true),
+            (json!("other"), false),
+            (json!(["other"]), false),
+            (json!(null), false),
+            (json!(7), false),
+        ] {
+            let token = f
+                .rsa
+                .token("k1", &with(claims(), json!({"aud": aud.clone()})));
+            let r = f.auth.check(&token).await;
+            if ok {
+                assert!(r.unwrap().is_some(), "{aud}");
+            } else {
+                assert_eq!(r, Err(Refusal::WrongAudience), "{aud}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn algorithm_allow_list_refuses_none_hmac_and_unlisted_algorithms() {
+        let mut c = config(ISS);
+        c.algorithms = vec!["RS256".into(), "HS256".into()];
+        let f = fixture_with(c);
+        let good = f.rsa.token("k1", &claims());
+        let (_header, rest) = good.split_once('.').unwrap();
+        let payload = rest.split('.').next().unwrap();
+        // alg: none with an empty signature.
+        let none = format!(
+            "{}.{payload}.",
+            b64(json!({"alg": "none", "kid": "k1"}).to_string().as_bytes())
+        );
+        assert_eq!(f.auth.check(&none).await, Err(Refusal::AlgorithmNotAllowed));
+        // HS256 "signed" with the public key's JWK text and its modulus as the HMAC secret.
+        let jwk = f.rsa.jwk("k1");
+        for secret in [
+            jwk.to_string().into_bytes(),
+            jwk["n"].as_str().unwrap().into(),
+        ] {
+            let input = format!(
+                "{}.{payload}",
+                b64(json!({"alg": "HS256", "kid": "k1"}).to_string().as_bytes())
+            );
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+            let sig = ring::hmac::sign(&key, input.as_bytes());
+            let forged = format!("{input}.{}", b64(sig.as_ref()));
+            assert_eq!(
+                f.auth.check(&forged).await,
+                Err(Refusal::AlgorithmNotAllowed)
+            );
+        }
+        // ES256 is a fine algorithm, but not on this issuer's list.
+        let ec = Signer::es256();
+        *f.fetcher.jwks.lock().unwrap() = json!({"keys": [jwk, ec.jwk("e1")]});
+        assert_eq!(
+            f.auth.check(&ec.token("e1", &claims())).await,
+            Err(Refusal::AlgorithmNotAllowed)
+        );
+        // A header claiming RS256 for the EC key's kid finds no RSA key under that kid.
+        let confused = ec.sign_raw(&json!({"alg": "RS256", "kid": "e1"}), &claims());
+        assert_eq!(f.auth.check(&confused).await, Err(Refusal::UnknownKey));
+        // crit extensions are not understood, so refused.
+        let crit = f.rsa.sign_raw(
+            &json!({"alg": "RS256", "kid": "k1", "crit": ["exp"]}),
+            &claims(),
+        );
+        assert_eq!(f.auth.check(&crit).await, Err(Refusal::Malformed));
+    }
+
+    #[tokio::test]
+    async fn es256_eddsa_and_tokens_without_kid_verify() {
+        let (ec, ed) = (Signer::es256(), Signer::ed25519());
+        let f = fixture();
+        *f.fetcher.jwks.lock().unwrap() =
+            json!({"keys": [f.rsa.jwk("k1"), ec.jwk("e1"), ed.jwk("d1")]});
+        for (signer, kid) in [(&ec, "e1"), (&ed, "d1")] {
+            let id = f.auth.check(&signer.token(kid, &claims())).await.unwrap();
+            assert_eq!(id.unwrap().username, "https://idp.example#alice");
+        }
+        let no_kid = ec.sign_raw(&json!({"alg": "ES256"}), &claims());
+        assert!(f.auth.check(&no_kid).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn tampered_payload_and_foreign_signatures_are_refused() {
+        let f = fixture();
+        let good = f.rsa.token("k1", &claims());
+        let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+        parts[1] = b64(with(claims(), json!({"sub": "admin"}))
+            .to_string()
+            .as_bytes());
+        assert_eq!(
+            f.auth.check(&parts.join(".")).await,
+            Err(Refusal::BadSignature)
+        );
+        // Another key that claims the issuer's kid.
+        let other = Signer::es256();
+        let mut c = config(ISS);
+        c.algorithms = vec!["ES256".into()];
+        let f2 = fixture_with(c);
+        *f2.fetcher.jwks.lock().unwrap() = json!({"keys": [Signer::es256().jwk("k1")]});
+        assert_eq!(
+            f2.auth.check(&other.token("k1", &claims())).await,
+            Err(Refusal::BadSignature)
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_of_other_issuers_and_non_jwts_are_not_ours() {
+        let f = fixture();
+        let other = with(claims(), json!({"iss": "https://other.example"}));
+        assert_eq!(f.auth.check(&f.rsa.token("k1", &other)).await, Ok(None));
+        assert_eq!(
+            f.auth
+                .check(&f.rsa.token("k1", &with(claims(), json!({"iss": null}))))
+                .await,
+            Ok(None)
+        );
+        for t in ["opaque-static-token", "a.b", "a.b.c.d", "!!.@@.##", ""] {
+            assert_eq!(f.auth.check(t).await, Ok(None), "{t}");
+        }
+        assert_eq!(
+            f.fetcher.count.load(Ordering::SeqCst),
+            0,
+            "no fetch for foreign tokens"
+        );
+    }
+
+    #[tokio::test]
+    async fn several_issuers_each_verify_with_their_own_keys() {
+        let (a, b) = (Signer::rsa(), Signer::es256());
+        let fa = FakeFetcher::serving(vec![a.jwk("ka")]);
+        let fb = FakeFetcher::serving(vec![b.jwk("kb")]);
+        let clock = Arc::new(ManualClock::new(jiff::Timestamp::from_second(NOW).unwrap()));
+        let mut cb = config("https://b.example");
+        cb.username_prefix = Some("b:".into());
+        let auth = OidcAuthenticator::with_fetchers(
+            vec![(config(ISS), fa.clone() as _), (cb, fb.clone() as _)],
+            clock,
+        );
+        let claims_b = with(claims(), json!({"iss": "https://b.example"}));
+        let id = auth
+            .check(&b.token("kb", &claims_b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.username, "b:alice");
+        assert_eq!(id.authenticator, "oidc:https://b.example");
+        let id = auth
+            .check(&a.token("ka", &claims()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.authenticator, "oidc:https://idp.example");
+        // B's key cannot sign for A, under either kid.
+        assert_eq!(
+            auth.check(&b.token("kb", &claims())).await,
+            Err(Refusal::UnknownKey)
+        );
+        let mut c2 = claims();
+        c2["sub"] = "mallory".into();
+        let forged = b.sign_raw(&json!({"alg": "RS256", "kid": "ka"}), &c2);
+        assert_eq!(auth.check(&forged).await, Err(Refusal::BadSignature));
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_refresh_is_single_flight_and_rate_limited() {
+        let f = fixture();
+        assert!(
+            f.auth
+                .check(&f.rsa.token("k1", &claims()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            f.fetcher.count.load(Ordering::SeqCst),
+            1,
+            "lazy first fetch"
+        );
+        // Known kid: no more fetches.
+        for _ in 0..10 {
+            f.auth.check(&f.rsa.token("k1", &claims())).await.unwrap();
+        }
+        assert_eq!(f.fetcher.count.load(Ordering::SeqCst), 1);
+        // Within the minimum interval of the first fetch an unknown kid fetches nothing.
+        assert_eq!(
+            f.auth.check(&f.rsa.token("nope", &claims())).await,
+            Err(Refusal::UnknownKey)
+        );
+        assert_eq!(f.fetcher.count.load(Ordering::SeqCst), 1);
+        // Later, a flood of random kids at once makes exactly one fetch.
+        f.clock.set(jiff::Timestamp::from_second(NOW + 11).unwrap());
+        let tokens: Vec<String> = (0..200)
+            .map(|i| f.rsa.token(&format!("random-{i}"), &claims()))
+            .collect();
+        let results = futures::future::join_all(tokens.iter().map(|t| f.auth.check(t))).await;
+        assert!(results.iter().all(|r| *r == Err(Refusal::UnknownKey)));
+        assert_eq!(f.fetcher.count.load(Ordering::SeqCst), 2);
+        f.clock.set(jiff::Timestamp::from_second(NOW + 20).unwrap());
+        let _ = f.auth.check(&tokens[0]).await;
+        assert_eq!(
+            f.fetcher.count.load(Ordering::SeqCst),
+            2,
+            "still rate limited"
+        );
+        f.clock.set(jiff::Timestamp::from_second(NOW + 21).unwrap());
+        let _ = f.auth.check(&tokens[0]).await;
+        assert_eq!(f.fetcher.count.load(Ordering::SeqCst), 3);
+        assert_eq!(f.auth.fetch_counts().await, [3]);
+    }
+
+    #[tokio::test]
+    async fn issuer_down_fails_closed_and_is_retried_only_after_the_interval() {
+        let f = fixture();
+        f.fetcher.down.store(true, Ordering::SeqCst);
+        let token = f.rsa.token("k1", &claims());
+        assert_eq!(f.auth.check(&token).await, Err(Refusal::KeysUnavailable));
+        assert_eq!(f.auth.check(&token).await, Err(Refusal::KeysUnavailable));
+        assert_eq!(f.fetcher.count.load(Ordering::SeqCst), 1);
+        f.fetcher.down.store(false, Ordering::SeqCst);
+        f.clock.set(jiff::Timestamp::from_second(NOW + 10).unwrap());
+        assert!(f.auth.check(&token).await.unwrap().is_some());
+        assert_eq!(f.fetcher.count.load(Ordering::SeqCst), 2);
+        // Down again later: the cached keys keep working.
+        f.fetcher.down.store(true, Ordering::SeqCst);
+        f.clock
+            .set(jiff::Timestamp::from_second(NOW + 100).unwrap());
+        let _ = f.auth.check(&f.rsa.token("unknown", &claims())).await;
+        assert!(f.auth.check(&token).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn rotation_adds_keys_on_unknown_kid_and_drops_unpublished_ones() {
+        let f = fixture();
+        assert!(
+            f.auth
+                .check(&f.rsa.token("k1", &claims()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let next = Signer::es256();
+        *f.fetcher.jwks.lock().unwrap() = json!({"keys": [next.jwk("k2")]});
+        f.clock.set(jiff::Timestamp::from_second(NOW + 10).unwrap());
+        assert!(
+            f.auth
+                .check(&next.token("k2", &claims()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // k1 is no longer published, and the refresh above already dropped it.
+        assert_eq!(
+            f.auth.check(&f.rsa.token("k1", &claims())).await,
+            Err(Refusal::UnknownKey)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_are_refreshed_on_schedule() {
+        let mut c = config(ISS);
+        c.jwks_refresh_interval = Duration::from_secs(60);
+        let f = fixture_with(c);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert_eq!(
+            f.fetcher.count.load(Ordering::SeqCst),
+            0,
+            "never wanted: never fetched"
+        );
+        assert!(
+            f.auth
+                .check(&f.rsa.token("k1", &claims()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let retired_then = f.fetcher.count.load(Ordering::SeqCst);
+        *f.fetcher.jwks.lock().unwrap() = json!({"keys": [Signer::es256().jwk("k9")]});
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(f.fetcher.count.load(Ordering::SeqCst) > retired_then);
+        assert_eq!(
+            f.auth.check(&f.rsa.token("k1", &claims())).await,
+            Err(Refusal::UnknownKey),
+            "the scheduled refresh dropped the retired key"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_name_the_credential_kind_only() {
+        let f = fixture();
+        let token = f
+            .rsa
+            .token("secret-kid-42", &with(claims(), json!({"aud": "x"})));
+        let cred = Credential::Bearer(crate::identity::Secret::new(token.clone()));
+        let conn = ConnectionInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            client_certs: vec![],
+        };
+        let err = f.auth.authenticate(&cred, &conn).await.unwrap_err();
+        assert!(matches!(err, GatewayError::Unauthenticated { .. }));
+        let text = err.to_string();
+        assert_eq!(text, "Unauthorized: OIDC bearer token was not accepted");
+        assert!(!text.contains("secret-kid-42") && !text.contains(&token[..20]));
+        assert!(!format!("{:?}", f.auth).contains(&token[..20]));
+    }
+
+    #[test]
+    fn jwks_parsing_skips_unusable_keys() {
+        let rsa = Signer::rsa();
+        let mut enc = rsa.jwk("enc");
+        enc["use"] = "enc".into();
+        let mut odd = rsa.jwk("odd");
+        odd["alg"] = "RSA-OAEP".into();
+        let doc = json!({"keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac", "alg": "HS256"},
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac2"},
+            enc, odd, {"kty": "nonsense"}, rsa.jwk("good"),
+        ]});
+        let keys = parse_jwks(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid.as_deref(), Some("good"));
+        assert!(parse_jwks(b"{\"keys\": []}").is_err());
+        assert!(parse_jwks(b"not json").is_err());
+    }
+}
