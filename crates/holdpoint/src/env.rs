@@ -75,6 +75,16 @@ impl Env {
         options: EnvOptions,
         overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(options, overrides, |_| {}).await
+    }
+
+    /// Starts everything; `adjust` changes the gateway's config before it is validated and used
+    /// (tests add authenticators this way, e.g. OIDC issuers).
+    pub async fn start_configured(
+        options: EnvOptions,
+        overrides: PhaseOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -95,7 +105,7 @@ impl Env {
 
         let agent_token = kubeconfig::new_token();
         let admin_token = kubeconfig::new_token();
-        let config = Config {
+        let mut config = Config {
             listen: options.listen,
             admin_listen: options.admin_listen,
             data_dir: dir.join("data"),
@@ -123,6 +133,7 @@ impl Env {
             },
             limits: Limits::default(),
         };
+        adjust(&mut config);
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config, overrides)
             .await
