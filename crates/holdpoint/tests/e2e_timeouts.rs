@@ -53,6 +53,7 @@ async fn setup() -> Setup {
                 groups: vec![],
                 uid: None,
             }],
+            ..AuthenticationConfig::default()
         },
         limits: Limits {
             idle_timeout: Duration::from_secs(1),
