@@ -548,6 +548,28 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_config_and_its_commented_oidc_block_parse() {
+        let example = include_str!("../../../examples/holdpoint.yaml");
+        Config::from_yaml(example).unwrap();
+        let block: String = example
+            .lines()
+            .skip_while(|l| *l != "  # oidc:")
+            .take_while(|l| l.starts_with("  #"))
+            .map(|l| format!("  {}\n", &l[4..]))
+            .collect();
+        let c = Config::from_yaml(&format!("{MINIMAL}authentication:\n{block}")).unwrap();
+        let o = &c.authentication.oidc[0];
+        assert_eq!(o.issuer, "https://login.example.com");
+        assert_eq!(o.effective_username_prefix(), "https://login.example.com#");
+        assert_eq!(o.groups_prefix.as_deref(), Some("oidc:"));
+        assert_eq!(o.required_claims["hd"], "example.com");
+        assert_eq!(o.jwks_min_refresh_interval, Duration::from_secs(10));
+        let mut problems = Vec::new();
+        o.problems(0, &mut problems);
+        assert_eq!(problems.len(), 1, "only the example ca_file is missing: {problems:?}");
+    }
+
+    #[test]
     fn oidc_validate_rejects_bad_values() {
         let c = Config::from_yaml(&format!(
             "{MINIMAL}authentication:\n  oidc:\n    - issuer: http://idp.example\n      audiences: []\n      username_claim: ''\n      groups_prefix: 'g:'\n      algorithms: [HS256, none, RS256]\n      ca_file: /nonexistent.pem\n      leeway: 1h\n      jwks_refresh_interval: 1s\n      jwks_min_refresh_interval: 10s\n    - issuer: http://idp.example\n      audiences: [a]\n      algorithms: []\n      jwks_min_refresh_interval: 0s\n"
