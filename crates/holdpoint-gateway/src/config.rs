@@ -566,7 +566,11 @@ mod tests {
         assert_eq!(o.jwks_min_refresh_interval, Duration::from_secs(10));
         let mut problems = Vec::new();
         o.problems(0, &mut problems);
-        assert_eq!(problems.len(), 1, "only the example ca_file is missing: {problems:?}");
+        assert_eq!(
+            problems.len(),
+            1,
+            "only the example ca_file is missing: {problems:?}"
+        );
     }
 
     #[test]

@@ -22,9 +22,9 @@
 //! The caller sees a 401 `Status` naming the kind of credential only; the reason (never the
 //! token, never the key id) goes to the log for operators.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -37,6 +37,7 @@ use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::{Authenticator, ConnectionInfo, Credential, jwt_crypto};
 use crate::clock::Clock;
@@ -52,6 +53,10 @@ const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keys tried for a token without `kid`.
 const MAX_KEYS_WITHOUT_KID: usize = 8;
+/// How long a verified token is remembered (the apiserver's token cache uses 10 s too).
+const VERIFIED_TTL_SECONDS: i64 = 10;
+/// Most tokens remembered at once.
+const VERIFIED_MAX_ENTRIES: usize = 10_000;
 
 /// Why a token of a configured issuer was refused (for logs and tests, never for the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +130,21 @@ pub trait JwksFetcher: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct OidcAuthenticator {
     issuers: Vec<Arc<Issuer>>,
+    clock: Arc<dyn Clock>,
+    /// Tokens verified recently, by SHA-256 of the whole token, so an agent that sends the same
+    /// token with every request pays for the signature once per [`VERIFIED_TTL_SECONDS`]. A hit
+    /// still checks `exp` on the clock, and is void once the issuer's key set changed (a key
+    /// that was rotated out stops working at the next refresh).
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+#[derive(Debug, Clone)]
+struct Verified {
+    issuer: usize,
+    generation: u64,
+    exp: i64,
+    until: i64,
+    identity: Identity,
 }
 
 #[derive(Debug)]
@@ -211,29 +231,83 @@ impl OidcAuthenticator {
                 });
             }
         }
-        Self { issuers }
+        Self {
+            issuers,
+            clock,
+            verified: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Validates a token. `Ok(None)`: not a JWT of a configured issuer.
+    /// Validates a token, answering from the verified-token cache when it can.
+    /// `Ok(None)`: not a JWT of a configured issuer.
     pub async fn check(&self, token: &str) -> Result<Option<Identity>, Refusal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = self.clock.now().as_second();
+        let hit = self.cache().get(&digest).cloned();
+        if let Some(hit) = hit {
+            let issuer = &self.issuers[hit.issuer];
+            if now <= hit.until && issuer.keys().generation == hit.generation {
+                if now > hit.exp.saturating_add(issuer.leeway) {
+                    self.cache().remove(&digest);
+                    return Err(issuer.refused(Refusal::Expired));
+                }
+                return Ok(Some(hit.identity));
+            }
+            self.cache().remove(&digest);
+        }
+        let Some((index, verified)) = self.verify(token).await? else {
+            return Ok(None);
+        };
+        let (identity, exp, generation) = verified;
+        let mut cache = self.cache();
+        if cache.len() >= VERIFIED_MAX_ENTRIES {
+            cache.retain(|_, v| v.until >= now);
+            if cache.len() >= VERIFIED_MAX_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            digest,
+            Verified {
+                issuer: index,
+                generation,
+                exp,
+                until: now.saturating_add(VERIFIED_TTL_SECONDS),
+                identity: identity.clone(),
+            },
+        );
+        Ok(Some(identity))
+    }
+
+    /// Validates a token completely (signature included), bypassing the verified-token cache.
+    pub async fn check_uncached(&self, token: &str) -> Result<Option<Identity>, Refusal> {
+        Ok(self
+            .verify(token)
+            .await?
+            .map(|(_, (identity, _, _))| identity))
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn verify(&self, token: &str) -> Result<Option<(usize, (Identity, i64, u64))>, Refusal> {
         let Some(iss) = unverified_issuer(token) else {
             return Ok(None);
         };
-        let Some(issuer) = self.issuers.iter().find(|i| i.issuer == iss) else {
+        let Some((index, issuer)) = self
+            .issuers
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.issuer == iss)
+        else {
             return Ok(None);
         };
         match issuer.verify(token).await {
-            Ok(identity) => Ok(Some(identity)),
-            Err(refusal) => {
-                tracing::info!(
-                    target: "holdpoint::authn",
-                    issuer = %issuer.issuer,
-                    reason = %refusal,
-                    "OIDC bearer token refused"
-                );
-                Err(refusal)
-            }
+            Ok(verified) => Ok(Some((index, verified))),
+            Err(refusal) => Err(issuer.refused(refusal)),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many key fetches each issuer has started (for tests and metrics).
@@ -342,11 +416,23 @@ impl Issuer {
         }
     }
 
+    /// Logs a refusal for operators (the reason and issuer, never the token or key id).
+    fn refused(&self, refusal: Refusal) -> Refusal {
+        tracing::info!(
+            target: "holdpoint::authn",
+            issuer = %self.issuer,
+            reason = %refusal,
+            "OIDC bearer token refused"
+        );
+        refusal
+    }
+
     fn keys(&self) -> Arc<KeySet> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn verify(&self, token: &str) -> Result<Identity, Refusal> {
+    /// The identity, the token's `exp` and the key-set generation that verified it.
+    async fn verify(&self, token: &str) -> Result<(Identity, i64, u64), Refusal> {
         let header = raw_header(token)?;
         if header.crit.is_some() {
             return Err(Refusal::Malformed);
@@ -372,7 +458,8 @@ impl Issuer {
             if let Ok(data) =
                 jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
             {
-                return self.identity(&data.claims);
+                let (identity, exp) = self.identity(&data.claims)?;
+                return Ok((identity, exp, keys.generation));
             }
         }
         Err(match (tried, keys.generation) {
@@ -430,7 +517,7 @@ impl Issuer {
         }
     }
 
-    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, Refusal> {
+    fn identity(&self, claims: &Map<String, Value>) -> Result<(Identity, i64), Refusal> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(Refusal::WrongIssuer);
         }
@@ -504,13 +591,14 @@ impl Issuer {
         if username.starts_with("system:") || groups.iter().any(|g| g.starts_with("system:")) {
             return Err(Refusal::ReservedName);
         }
-        Ok(Identity {
+        let identity = Identity {
             username,
             groups,
             uid,
             extra: BTreeMap::new(),
             authenticator: self.authenticator.clone(),
-        })
+        };
+        Ok((identity, exp))
     }
 }
 
@@ -1333,6 +1421,34 @@ mod tests {
         assert_eq!(text, "Unauthorized: OIDC bearer token was not accepted");
         assert!(!text.contains("secret-kid-42") && !text.contains(&token[..20]));
         assert!(!format!("{:?}", f.auth).contains(&token[..20]));
+    }
+
+    #[tokio::test]
+    async fn verified_tokens_are_cached_but_still_expire_and_follow_key_changes() {
+        let f = fixture();
+        let token = f.rsa.token("k1", &claims());
+        assert!(f.auth.check_uncached(&token).await.unwrap().is_some());
+        assert_eq!(f.auth.cache().len(), 0, "check_uncached does not cache");
+        let first = f.auth.check(&token).await.unwrap().unwrap();
+        assert_eq!(f.auth.cache().len(), 1);
+        assert_eq!(f.auth.check(&token).await.unwrap().unwrap(), first);
+        // A cache hit still honours exp (+ leeway) on the clock.
+        f.clock.set(jiff::Timestamp::from_second(NOW + 9).unwrap());
+        assert!(f.auth.check(&token).await.unwrap().is_some());
+        let short = f.rsa.token("k1", &with(claims(), json!({"exp": NOW + 12})));
+        assert!(f.auth.check(&short).await.unwrap().is_some());
+        f.clock.set(jiff::Timestamp::from_second(NOW + 43).unwrap());
+        assert_eq!(f.auth.check(&short).await, Err(Refusal::Expired));
+        // A different token (one changed byte) is never a hit.
+        let mut other = token.clone();
+        other.push('A');
+        assert!(f.auth.check(&other).await.is_err());
+        // Once the key set changes, a cached token is verified again against the new keys.
+        f.clock.set(jiff::Timestamp::from_second(NOW + 20).unwrap());
+        assert!(f.auth.check(&token).await.unwrap().is_some());
+        *f.fetcher.jwks.lock().unwrap() = json!({"keys": [Signer::es256().jwk("k2")]});
+        let _ = f.auth.check(&f.rsa.token("unknown", &claims())).await;
+        assert_eq!(f.auth.check(&token).await, Err(Refusal::UnknownKey));
     }
 
     #[test]
