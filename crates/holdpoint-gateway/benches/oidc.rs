@@ -52,7 +52,28 @@ fn signing_input(alg: &str, kid: &str) -> String {
     )
 }
 
-fn setup() -> (OidcAuthenticator, Vec<(&'static str, String)>) {
+/// ring's signature check alone, for comparison with the whole validation.
+type CryptoOnly = Box<dyn Fn() -> bool>;
+
+fn ring_check(
+    alg: &'static dyn rs::VerificationAlgorithm,
+    key: Vec<u8>,
+    input: String,
+    sig: Vec<u8>,
+) -> CryptoOnly {
+    Box::new(move || {
+        rs::UnparsedPublicKey::new(alg, &key)
+            .verify(input.as_bytes(), &sig)
+            .is_ok()
+    })
+}
+
+fn setup() -> (
+    OidcAuthenticator,
+    Vec<(&'static str, String)>,
+    Vec<CryptoOnly>,
+) {
+    let mut crypto = Vec::new();
     let rng = SystemRandom::new();
     let pem = include_bytes!("../testdata/oidc-test-rsa2048.pem");
     let der = PrivateKeyDer::from_pem_slice(pem).unwrap();
@@ -65,6 +86,12 @@ fn setup() -> (OidcAuthenticator, Vec<(&'static str, String)>) {
     rsa.sign(&rs::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
         .unwrap();
     let rs256 = format!("{input}.{}", b64(&sig));
+    crypto.push(ring_check(
+        &rs::RSA_PKCS1_2048_8192_SHA256,
+        rsa.public().as_ref().to_vec(),
+        input,
+        sig,
+    ));
 
     let alg = &rs::ECDSA_P256_SHA256_FIXED_SIGNING;
     let pkcs8 = rs::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
@@ -73,17 +100,28 @@ fn setup() -> (OidcAuthenticator, Vec<(&'static str, String)>) {
     let ec_jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "e1",
         "x": b64(&p[1..33]), "y": b64(&p[33..65])});
     let input = signing_input("ES256", "e1");
-    let es256 = format!(
-        "{input}.{}",
-        b64(ec.sign(&rng, input.as_bytes()).unwrap().as_ref())
-    );
+    let sig = ec.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec();
+    let es256 = format!("{input}.{}", b64(&sig));
+    crypto.push(ring_check(
+        &rs::ECDSA_P256_SHA256_FIXED,
+        p.to_vec(),
+        input,
+        sig,
+    ));
 
     let pkcs8 = rs::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let ed = rs::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "d1",
         "x": b64(ed.public_key().as_ref())});
     let input = signing_input("EdDSA", "d1");
-    let eddsa = format!("{input}.{}", b64(ed.sign(input.as_bytes()).as_ref()));
+    let sig = ed.sign(input.as_bytes()).as_ref().to_vec();
+    let eddsa = format!("{input}.{}", b64(&sig));
+    crypto.push(ring_check(
+        &rs::ED25519,
+        ed.public_key().as_ref().to_vec(),
+        input,
+        sig,
+    ));
 
     let jwks = json!({"keys": [rsa_jwk, ec_jwk, ed_jwk]}).to_string();
     let config = OidcIssuerConfig {
@@ -108,11 +146,67 @@ fn setup() -> (OidcAuthenticator, Vec<(&'static str, String)>) {
     (
         auth,
         vec![("RS256", rs256), ("ES256", es256), ("EdDSA", eddsa)],
+        crypto,
     )
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux): unlike wall time,
+/// it does not grow when other processes compete for the cores.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// With `OIDC_BENCH_CPU_ITERS=N`, also prints the CPU time per validation over N runs, a number
+/// that stays meaningful on a busy machine.
+fn cpu_time_report(
+    auth: &OidcAuthenticator,
+    tokens: &[(&'static str, String)],
+    crypto: &[CryptoOnly],
+) {
+    let Some(iters) = std::env::var("OIDC_BENCH_CPU_ITERS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return;
+    };
+    for ((alg, token), check) in tokens.iter().zip(crypto) {
+        assert!(check());
+        let start = thread_cpu_ns().unwrap_or(0);
+        for _ in 0..iters {
+            std::hint::black_box(check());
+        }
+        let ns = thread_cpu_ns().unwrap_or(0).saturating_sub(start);
+        println!(
+            "cpu time {alg} ring signature check only: {:.2} µs per token ({iters} runs)",
+            ns as f64 / iters as f64 / 1000.0
+        );
+        for (what, cached) in [("full validation", false), ("verified-token hit", true)] {
+            let start = thread_cpu_ns().unwrap_or(0);
+            for _ in 0..iters {
+                let r = if cached {
+                    futures::executor::block_on(auth.check(std::hint::black_box(token)))
+                } else {
+                    futures::executor::block_on(auth.check_uncached(std::hint::black_box(token)))
+                };
+                std::hint::black_box(r).ok();
+            }
+            let ns = thread_cpu_ns().unwrap_or(0).saturating_sub(start);
+            println!(
+                "cpu time {alg} {what}: {:.2} µs per token ({iters} runs)",
+                ns as f64 / iters as f64 / 1000.0
+            );
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
-    let (auth, tokens) = setup();
+    let (auth, tokens, crypto) = setup();
+    cpu_time_report(&auth, &tokens, &crypto);
     let mut group = c.benchmark_group("oidc_validate_cached_key");
     for (alg, token) in &tokens {
         // The first call fetches the (fake) JWKS; every measured call finds the key cached.
