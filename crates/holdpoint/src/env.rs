@@ -89,6 +89,16 @@ impl Env {
         options: EnvOptions,
         overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(options, overrides, |_| {}).await
+    }
+
+    /// Starts everything; `adjust` changes the gateway's config before it is validated and used
+    /// (tests add authenticators this way, e.g. OIDC issuers).
+    pub async fn start_configured(
+        options: EnvOptions,
+        overrides: PhaseOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -111,7 +121,7 @@ impl Env {
             .clock
             .clone()
             .unwrap_or_else(|| std::sync::Arc::new(SystemClock));
-        let config = Config {
+        let mut config = Config {
             listen: options.listen,
             admin_listen: options.admin_listen,
             data_dir: dir.join("data"),
@@ -134,6 +144,7 @@ impl Env {
                 url: options.store_url.clone(),
             },
         };
+        adjust(&mut config);
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
             .await
