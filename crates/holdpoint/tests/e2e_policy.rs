@@ -22,6 +22,8 @@ async fn start_with_default_policy() -> TestEnv {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::Emulator,
             store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
         },
         PhaseOverrides {
             decider: Some(Arc::new(PolicyDecider::embedded(no_freeze()))),
@@ -261,6 +263,7 @@ async fn start_with_policy_file(
         upstream: UpstreamConfig {
             kubeconfig,
             context: None,
+            impersonate: true,
         },
         authentication: AuthenticationConfig {
             static_tokens: vec![StaticTokenConfig {
@@ -269,6 +272,7 @@ async fn start_with_policy_file(
                 groups: vec!["agents".into()],
                 uid: None,
             }],
+            ..AuthenticationConfig::default()
         },
         limits: Limits::default(),
         policy: PolicyConfig {
