@@ -1,8 +1,8 @@
 //! The compiled policy: validation of a [`PolicyFile`], the matcher built from it, evaluation
 //! (first matching rule wins) and [`Policy::explain`].
 //!
-//! Evaluation checks the cheap keys first (scope, verbs, mutating, dry run, groups, resources,
-//! namespaces, names, URLs, subjects) and only then the time windows and CEL conditions, so a
+//! Evaluation checks the cheap keys first (scope, verbs, mutating, dry run, namespaces, groups,
+//! resources, names, URLs, subjects) and only then the time windows and CEL conditions, so a
 //! long policy costs a few comparisons per rule that cannot match.
 //!
 //! **Fail closed.** A CEL condition that cannot be evaluated (a missing field, a type error, no
