@@ -188,8 +188,12 @@ enum PolicyCommand {
     /// Validate a policy file (exit code 0 when it is valid).
     Check {
         /// The policy file (see examples/policy.yaml).
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Or: the gateway config whose `policy.file` to check (the embedded default policy
+        /// when it has none).
         #[arg(long)]
-        file: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Show which rule a request meets and why, without sending anything:
     /// `explain --as USER [--group G]... -- VERB RESOURCE [NAME] [-n NS]` or
@@ -231,9 +235,20 @@ enum PolicyCommand {
 fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     use holdpoint::policy_cmd;
     match command {
-        PolicyCommand::Check { file } => {
-            let policy = policy_cmd::load(Some(&file))?;
-            println!("policy ok: {} rules", policy.len());
+        PolicyCommand::Check { file, config } => {
+            let file = match (file, config) {
+                (Some(file), _) => Some(file),
+                (None, Some(config)) => holdpoint_gateway::Config::load(&config)?.policy.file,
+                (None, None) => None,
+            };
+            let policy = policy_cmd::load(file.as_deref())?;
+            match &file {
+                Some(f) => println!("policy ok: {} rules ({})", policy.len(), f.display()),
+                None => println!(
+                    "policy ok: {} rules (the embedded default policy)",
+                    policy.len()
+                ),
+            }
         }
         PolicyCommand::Explain {
             file,
