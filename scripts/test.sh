@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project on a fresh machine:
 #   formatting, clippy, unit + property + end-to-end tests (Rust, with real kubectl and kube-rs),
-#   and the Python kubernetes client end-to-end suite.
+#   and the Python kubernetes client end-to-end suite. Starts a throwaway PostgreSQL
+#   (scripts/postgres.sh) so the store tests run on SQLite and PostgreSQL alike.
 # Set HOLDPOINT_E2E_KUBECONFIG to an admin kubeconfig to run the end-to-end suites against a real
 # cluster instead of the in-tree emulator.
 set -euo pipefail
@@ -15,6 +16,12 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
 cargo build --workspace --all-targets --locked
+
+echo "== PostgreSQL for the store tests (stopped on exit)"
+# The store's test suite (and every end-to-end test that runs on both stores) creates a fresh
+# database per test on this server; without HOLDPOINT_TEST_POSTGRES_URL those tests fail.
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop "$HOLDPOINT_TEST_POSTGRES_DIR"' EXIT
 
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then

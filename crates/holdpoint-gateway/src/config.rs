@@ -22,7 +22,7 @@ pub struct Config {
     /// Address of the admin listener (TLS): `/healthz`, `/readyz`, `/metrics`.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
-    /// Directory for generated certificates and (later) the embedded store.
+    /// Directory for generated certificates and the embedded store.
     pub data_dir: PathBuf,
     /// Serving certificate; when absent a CA and serving certificate are generated in `data_dir`.
     #[serde(default)]
@@ -35,6 +35,81 @@ pub struct Config {
     /// Size limits and timeouts.
     #[serde(default)]
     pub limits: Limits,
+    /// Where state lives (stored tokens, the freeze, approvals).
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The admin listener's reviewer API: who administers, and its URL as callers see it.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Which policy decides allow, deny or hold.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// The reviewer API on the admin listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Users who may see every approval and switch the freeze.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups whose members may see every approval and switch the freeze.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The admin listener's URL as callers and reviewers reach it (shown in the message of a
+    /// held request). Default: `https://<admin_listen>`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A policy file (see examples/policy.yaml), reloaded when it changes and on SIGHUP. Absent:
+    /// the embedded default policy for AI agents.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// The store every replica shares.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (one gateway) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (several
+    /// replicas share it). Default: `sqlite://<data_dir>/holdpoint.db`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Never shows a password in the URL.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/...` becomes `scheme://user:***@host/...`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            ),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// A serving certificate given by files.
@@ -373,6 +448,14 @@ impl Config {
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
     }
 
+    /// The store URL: `store.url`, or SQLite in `data_dir`.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("holdpoint.db").display()),
+        }
+    }
+
     fn resolve_relative_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -381,6 +464,9 @@ impl Config {
         };
         fix(&mut self.data_dir);
         fix(&mut self.upstream.kubeconfig);
+        if let Some(file) = &mut self.policy.file {
+            fix(file);
+        }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);
             fix(&mut tls.key_file);
@@ -389,6 +475,14 @@ impl Config {
             if let Some(ca) = &mut issuer.ca_file {
                 fix(ca);
             }
+        }
+        if let Some(url) = &mut self.store.url
+            && let Some(path) = url.strip_prefix("sqlite://")
+            && !path.is_empty()
+            && !path.starts_with('/')
+            && !path.starts_with(':')
+        {
+            *url = format!("sqlite://{}", base.join(path).display());
         }
     }
 
@@ -415,6 +509,14 @@ impl Config {
                 if !p.is_file() {
                     problems.push(format!("{what} {} is not a readable file", p.display()));
                 }
+            }
+        }
+        if let Some(url) = &self.store.url {
+            let ok = ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !ok {
+                problems.push("store.url must start with sqlite:// or postgres://".into());
             }
         }
         if self.limits.max_request_body_bytes == 0 {
@@ -467,6 +569,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(file) = &self.policy.file
+            && let Err(e) = crate::phases::decide::load_policy_file(file)
+        {
+            problems.push(format!("policy.file: {e}"));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -509,6 +616,30 @@ mod tests {
         assert_eq!(c.limits.tls_handshake_timeout, Duration::from_secs(5));
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn store_url_defaults_to_sqlite_in_data_dir_and_hides_passwords() {
+        let c = Config::from_yaml(MINIMAL).unwrap();
+        assert_eq!(c.store_url(), "sqlite:///tmp/x/holdpoint.db");
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}store:\n  url: postgres://hp:hunter2@db:5432/holdpoint\n"
+        ))
+        .unwrap();
+        assert_eq!(c.store_url(), "postgres://hp:hunter2@db:5432/holdpoint");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(dbg.contains("postgres://hp:***@db:5432/holdpoint"), "{dbg}");
+        let c = Config::from_yaml(&format!("{MINIMAL}store:\n  url: mysql://x\n")).unwrap();
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert!(
+            problems.iter().any(|p| p.contains("store.url")),
+            "{problems:?}"
+        );
+        let err = Config::from_yaml(&format!("{MINIMAL}store:\n  uri: x\n")).unwrap_err();
+        assert!(err.contains("uri"), "{err}");
     }
 
     #[test]
@@ -603,5 +734,36 @@ mod tests {
         let err = Config::from_yaml(&format!("{MINIMAL}{OIDC_BASE}      usernme_claim: x\n"))
             .unwrap_err();
         assert!(err.contains("usernme_claim"), "{err}");
+    }
+
+    #[test]
+    fn policy_file_is_validated_and_resolved_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), "").unwrap();
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\nunknown: 1\n",
+        )
+        .unwrap();
+        let cfg = dir.path().join("holdpoint.yaml");
+        std::fs::write(
+            &cfg,
+            "data_dir: data\nupstream:\n  kubeconfig: kubeconfig\npolicy:\n  file: policy.yaml\n",
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("policy.file"), "{err}");
+        assert!(err.contains("unknown"), "{err}");
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\n",
+        )
+        .unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.policy.file, Some(dir.path().join("policy.yaml")));
+        // absent: the embedded default policy
+        assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
+        let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
+        assert!(err.contains("fiel"), "{err}");
     }
 }

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use holdpoint_gateway::clock::{Clock, SystemClock};
 use holdpoint_gateway::config::{
-    AuthenticationConfig, Config, Limits, StaticTokenConfig, UpstreamConfig,
+    AdminConfig, AuthenticationConfig, Config, Limits, StoreConfig, UpstreamConfig,
 };
-use holdpoint_gateway::phases::authenticate::token_sha256_hex;
 use holdpoint_gateway::{PhaseOverrides, RunningGateway};
 
-use crate::kubeconfig;
+use crate::tokens::{self, TokenSpec};
 
 /// The upstream the environment fronts.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct EnvOptions {
     pub admin_listen: SocketAddr,
     /// What is upstream.
     pub upstream: UpstreamChoice,
+    /// The store (`sqlite://...` or `postgres://...`); `None`: SQLite in the directory.
+    pub store_url: Option<String>,
 }
 
 /// A running environment.
@@ -62,6 +64,9 @@ pub struct Env {
     pub upstream_kubeconfig: PathBuf,
     /// The agent's token (tests use it for raw HTTP).
     pub agent_token: String,
+    /// A config file for this environment's gateway (same data dir and store), for the
+    /// operator commands: `holdpoint token ... --config`, `holdpoint kubeconfig --config`.
+    pub config_file: PathBuf,
 }
 
 impl Env {
@@ -71,6 +76,10 @@ impl Env {
     }
 
     /// Starts everything with some gateway phases replaced.
+    ///
+    /// Without a `decider` override the gateway uses the embedded default policy for AI agents
+    /// (as `holdpoint demo` does): reads pass, changes are held for a reviewer in group
+    /// `reviewers`, whose members are also the admins (freeze).
     pub async fn start_with(
         options: EnvOptions,
         overrides: PhaseOverrides,
@@ -78,8 +87,8 @@ impl Env {
         Self::start_configured(options, overrides, |_| {}).await
     }
 
-    /// Starts everything; `adjust` changes the gateway's config before it is validated and used
-    /// (tests add authenticators this way, e.g. OIDC issuers).
+    /// Like [`Env::start_with`]; `adjust` changes the gateway's config before it is validated
+    /// and used (tests add authenticators this way, e.g. OIDC issuers).
     pub async fn start_configured(
         options: EnvOptions,
         overrides: PhaseOverrides,
@@ -103,8 +112,10 @@ impl Env {
             UpstreamChoice::Kubeconfig(path) => (None, path.clone()),
         };
 
-        let agent_token = kubeconfig::new_token();
-        let admin_token = kubeconfig::new_token();
+        let clock: std::sync::Arc<dyn Clock> = overrides
+            .clock
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(SystemClock));
         let mut config = Config {
             listen: options.listen,
             admin_listen: options.admin_listen,
@@ -114,43 +125,62 @@ impl Env {
                 kubeconfig: upstream_kubeconfig.clone(),
                 context: None,
             },
-            authentication: AuthenticationConfig {
-                static_tokens: vec![
-                    StaticTokenConfig {
-                        sha256: token_sha256_hex(&agent_token),
-                        user: "demo-agent".into(),
-                        groups: vec!["agents".into()],
-                        uid: None,
-                    },
-                    StaticTokenConfig {
-                        sha256: token_sha256_hex(&admin_token),
-                        user: "demo-admin".into(),
-                        groups: vec!["reviewers".into()],
-                        uid: None,
-                    },
-                ],
-                ..AuthenticationConfig::default()
-            },
+            // The agent's and reviewer's tokens are stored tokens, made below as
+            // `holdpoint kubeconfig` makes them.
+            authentication: AuthenticationConfig::default(),
             limits: Limits::default(),
+            policy: Default::default(),
+            admin: AdminConfig {
+                groups: vec!["reviewers".into()],
+                ..AdminConfig::default()
+            },
+            store: StoreConfig {
+                url: options.store_url.clone(),
+            },
         };
         adjust(&mut config);
         config.validate()?;
-        let gateway = holdpoint_gateway::start_with(config, overrides)
+        let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
             .await
             .context("starting the gateway")?;
 
+        let config_file = dir.join("holdpoint.yaml");
+        write_config_file(&config_file, &config, &gateway)?;
+
         let server = gateway.url();
+        let admin_server = format!("https://{}", gateway.admin_addr());
         let agent_kubeconfig = dir.join("agent.kubeconfig");
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         let ns = matches!(options.upstream, UpstreamChoice::Emulator).then_some("demo");
-        kubeconfig::write_private(
+        let spec = |user: &str, group: &str| TokenSpec {
+            user: user.into(),
+            groups: vec![group.into()],
+            ttl: None,
+            description: Some("holdpoint demo".into()),
+            created_by: "holdpoint-demo".into(),
+        };
+        let (agent_token, _) = tokens::write_token_kubeconfig(
+            gateway.store(),
+            &spec("demo-agent", "agents"),
+            &server,
+            gateway.ca_pem(),
+            ns,
+            &admin_server,
             &agent_kubeconfig,
-            &kubeconfig::for_token(&server, gateway.ca_pem(), "demo-agent", &agent_token, ns),
-        )?;
-        kubeconfig::write_private(
+            clock.now(),
+        )
+        .await?;
+        tokens::write_token_kubeconfig(
+            gateway.store(),
+            &spec("demo-admin", "reviewers"),
+            &server,
+            gateway.ca_pem(),
+            ns,
+            &admin_server,
             &admin_kubeconfig,
-            &kubeconfig::for_token(&server, gateway.ca_pem(), "demo-admin", &admin_token, ns),
-        )?;
+            clock.now(),
+        )
+        .await?;
         Ok(Self {
             emulator,
             gateway,
@@ -158,6 +188,7 @@ impl Env {
             admin_kubeconfig,
             upstream_kubeconfig,
             agent_token,
+            config_file,
         })
     }
 
@@ -177,4 +208,22 @@ impl Env {
             e.shutdown().await;
         }
     }
+}
+
+/// Writes the environment's gateway config as YAML (the addresses it actually listens on).
+fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> anyhow::Result<()> {
+    // JSON strings are YAML strings: any path is quoted correctly.
+    let q = |p: &Path| {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        serde_json::to_string(&abs.display().to_string()).unwrap_or_default()
+    };
+    let text = format!(
+        "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
+         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n",
+        listen = gateway.addr(),
+        admin = gateway.admin_addr(),
+        data = q(&config.data_dir),
+        kc = q(&config.upstream.kubeconfig),
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

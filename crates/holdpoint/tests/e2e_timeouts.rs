@@ -60,6 +60,9 @@ async fn setup() -> Setup {
             header_read_timeout: Duration::from_secs(60),
             ..Limits::default()
         },
+        store: Default::default(),
+        policy: Default::default(),
+        admin: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

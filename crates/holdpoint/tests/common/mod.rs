@@ -18,14 +18,36 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
 }
 
+/// An environment whose policy allows everything: the data-path suites (hygiene, streams,
+/// clients) test forwarding, not policy. Policy and approvals suites use [`start_with`].
 pub async fn start() -> TestEnv {
+    start_with(
+        None,
+        holdpoint_gateway::PhaseOverrides {
+            decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// An environment with the given store (None: SQLite in the temp dir) and phase overrides;
+/// without a decider override it runs the embedded default policy.
+pub async fn start_with(
+    store_url: Option<String>,
+    overrides: holdpoint_gateway::PhaseOverrides,
+) -> TestEnv {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = Env::start(EnvOptions {
-        dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamChoice::from_env(),
-    })
+    let env = Env::start_with(
+        EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: UpstreamChoice::from_env(),
+            store_url,
+        },
+        overrides,
+    )
     .await
     .expect("environment starts");
     TestEnv { env, dir }

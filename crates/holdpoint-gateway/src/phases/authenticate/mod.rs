@@ -92,6 +92,9 @@ pub struct ChainDeps {
     pub upstream: Upstream,
     /// The injected clock (token expiry, cache lifetimes).
     pub clock: Arc<dyn Clock>,
+    /// The store (tokens created by `holdpoint token create`). `None` only in tests that need
+    /// no stored state.
+    pub store: Option<holdpoint_store::Store>,
 }
 
 /// The ordered chain of authenticators.
@@ -111,10 +114,15 @@ impl AuthChain {
     /// authenticators that need a remote party (an OIDC issuer, the upstream's TokenReview)
     /// reach it lazily, so the gateway starts even while that party is down.
     pub fn from_config(config: &AuthenticationConfig, deps: &ChainDeps) -> Self {
-        let _ = deps;
         let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
-        if !config.static_tokens.is_empty() {
-            authenticators.push(Box::new(StaticTokens::new(&config.static_tokens)));
+        // Static tokens from the config and from the store (always on when there is a store:
+        // `holdpoint token create` adds tokens without a restart).
+        if !config.static_tokens.is_empty() || deps.store.is_some() {
+            let mut tokens = StaticTokens::new(&config.static_tokens);
+            if let Some(store) = &deps.store {
+                tokens = tokens.with_store(store.clone(), deps.clock.clone());
+            }
+            authenticators.push(Box::new(tokens));
         }
         if !config.oidc.is_empty() {
             authenticators.push(Box::new(OidcAuthenticator::new(
