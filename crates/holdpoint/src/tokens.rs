@@ -61,6 +61,7 @@ pub async fn issue(
 
 /// Creates a token for `spec` and writes (mode 0600) a kubeconfig that reaches `server` (the
 /// gateway, trusted through `ca_pem`) with it. Returns the token and what was stored.
+#[allow(clippy::too_many_arguments)]
 pub async fn write_token_kubeconfig(
     store: &Store,
     spec: &TokenSpec,

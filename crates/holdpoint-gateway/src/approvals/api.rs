@@ -441,9 +441,9 @@ async fn wait(
             a = state.approvals.execute(&a.id).await?;
             continue;
         }
-        let settled = !matches!(a.state, ApprovalState::Pending | ApprovalState::Executing)
-            && !(a.state == ApprovalState::Approved
-                && a.mode == holdpoint_store::ApprovalMode::Execute);
+        let settled = !(matches!(a.state, ApprovalState::Pending | ApprovalState::Executing)
+            || (a.state == ApprovalState::Approved
+                && a.mode == holdpoint_store::ApprovalMode::Execute));
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if settled || remaining.is_zero() {
             break;
