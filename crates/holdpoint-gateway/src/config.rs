@@ -131,6 +131,15 @@ pub struct UpstreamConfig {
     /// Context to use; the kubeconfig's current context when absent.
     #[serde(default)]
     pub context: Option<String>,
+    /// How the caller's identity reaches the upstream. `true` (the default): every request carries
+    /// `Impersonate-User`, `Impersonate-Group`, `Impersonate-Uid` and `Impersonate-Extra-*` for the
+    /// authenticated caller, so the apiserver's RBAC and audit see the real caller and the
+    /// gateway's credential needs only `impersonate` rights (`examples/rbac-impersonate.yaml`).
+    /// `false`: requests go as the gateway's own identity, so the gateway's credential needs every
+    /// right any caller may use and the apiserver sees only the gateway
+    /// (`examples/rbac-direct.yaml`). Caller-supplied `Impersonate-*` headers are dropped either way.
+    #[serde(default = "default_true")]
+    pub impersonate: bool,
 }
 
 /// The authenticator chain.
@@ -140,10 +149,60 @@ pub struct AuthenticationConfig {
     /// Static bearer tokens, stored only as SHA-256 hashes.
     #[serde(default)]
     pub static_tokens: Vec<StaticTokenConfig>,
+    /// Kubernetes service-account tokens, checked by a TokenReview sent upstream.
+    #[serde(default)]
+    pub service_accounts: Option<ServiceAccountsConfig>,
+    /// TLS client certificates from a CA bundle (CN is the username, O entries the groups).
+    #[serde(default)]
+    pub client_certificates: Option<ClientCertificatesConfig>,
     /// OIDC issuers whose bearer JWTs are accepted (several may be configured; a token is
     /// matched to one by its `iss` claim).
     #[serde(default)]
     pub oidc: Vec<OidcIssuerConfig>,
+}
+
+/// Service-account tokens validated by the upstream's TokenReview API, with a bounded cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountsConfig {
+    /// Audiences the token must be valid for (`spec.audiences` of the TokenReview). Empty: the
+    /// apiserver's own audiences, i.e. tokens made for the Kubernetes API itself.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Longest time a successful review is reused. A cached success never outlives the token's
+    /// own `exp` (read from the JWT payload).
+    #[serde(default = "default_sa_cache_ttl", deserialize_with = "de_duration")]
+    pub cache_ttl: Duration,
+    /// How long a refused token stays refused without asking the upstream again.
+    #[serde(
+        default = "default_sa_negative_cache_ttl",
+        deserialize_with = "de_duration"
+    )]
+    pub negative_cache_ttl: Duration,
+    /// Most cached successes, and separately most cached refusals (so a flood of bad tokens
+    /// cannot evict good ones); the oldest entry is evicted first.
+    #[serde(default = "default_sa_max_cache_entries")]
+    pub max_cache_entries: usize,
+}
+
+impl Default for ServiceAccountsConfig {
+    fn default() -> Self {
+        Self {
+            audiences: Vec::new(),
+            cache_ttl: default_sa_cache_ttl(),
+            negative_cache_ttl: default_sa_negative_cache_ttl(),
+            max_cache_entries: default_sa_max_cache_entries(),
+        }
+    }
+}
+
+/// TLS client certificates: the data-path listener asks for one and accepts those issued by
+/// `ca_file`; callers without a certificate still authenticate with bearer tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificatesConfig {
+    /// PEM bundle of the CAs whose client certificates are accepted.
+    pub ca_file: PathBuf,
 }
 
 /// The JWS algorithms an OIDC issuer may be allowed to use: asymmetric only (never `none`, never
@@ -364,6 +423,18 @@ impl Default for Limits {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+fn default_sa_cache_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_sa_negative_cache_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_sa_max_cache_entries() -> usize {
+    10_000
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
@@ -476,6 +547,9 @@ impl Config {
                 fix(ca);
             }
         }
+        if let Some(cc) = &mut self.authentication.client_certificates {
+            fix(&mut cc.ca_file);
+        }
         if let Some(url) = &mut self.store.url
             && let Some(path) = url.strip_prefix("sqlite://")
             && !path.is_empty()
@@ -557,6 +631,35 @@ impl Config {
                 ));
             }
         }
+        if let Some(sa) = &self.authentication.service_accounts {
+            if sa.cache_ttl.is_zero() {
+                problems.push("authentication.service_accounts.cache_ttl must be positive".into());
+            }
+            if sa.max_cache_entries == 0 {
+                problems.push(
+                    "authentication.service_accounts.max_cache_entries must be positive".into(),
+                );
+            }
+            if sa.audiences.iter().any(String::is_empty) {
+                problems.push(
+                    "authentication.service_accounts.audiences must not contain empty strings"
+                        .into(),
+                );
+            }
+        }
+        if let Some(cc) = &self.authentication.client_certificates
+            && !cc.ca_file.is_file()
+        {
+            problems.push(format!(
+                "authentication.client_certificates.ca_file {} is not a readable file",
+                cc.ca_file.display()
+            ));
+        }
+        if let Some(file) = &self.policy.file
+            && let Err(e) = crate::phases::decide::load_policy_file(file)
+        {
+            problems.push(format!("policy.file: {e}"));
+        }
         for (i, issuer) in self.authentication.oidc.iter().enumerate() {
             issuer.problems(i, &mut problems);
             if self.authentication.oidc[..i]
@@ -568,11 +671,6 @@ impl Config {
                     issuer.issuer
                 ));
             }
-        }
-        if let Some(file) = &self.policy.file
-            && let Err(e) = crate::phases::decide::load_policy_file(file)
-        {
-            problems.push(format!("policy.file: {e}"));
         }
         if problems.is_empty() {
             Ok(())
@@ -594,6 +692,61 @@ mod tests {
         assert_eq!(c.listen, default_listen());
         assert_eq!(c.limits.max_request_body_bytes, 3 * 1024 * 1024);
         assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
+        assert!(c.upstream.impersonate, "impersonation is the default");
+        assert!(c.authentication.service_accounts.is_none());
+        assert!(c.authentication.client_certificates.is_none());
+    }
+
+    #[test]
+    fn the_commented_reference_parses() {
+        let c = Config::from_yaml(include_str!("../../../examples/holdpoint.yaml")).unwrap();
+        assert!(c.upstream.impersonate);
+        assert!(c.authentication.service_accounts.is_some());
+    }
+
+    #[test]
+    fn service_account_defaults_and_overrides() {
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}authentication:\n  service_accounts: {{}}\n"
+        ))
+        .unwrap();
+        let sa = c.authentication.service_accounts.unwrap();
+        assert!(sa.audiences.is_empty());
+        assert_eq!(sa.cache_ttl, Duration::from_secs(300));
+        assert_eq!(sa.negative_cache_ttl, Duration::from_secs(10));
+        assert_eq!(sa.max_cache_entries, 10_000);
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}authentication:\n  service_accounts:\n    audiences: [holdpoint]\n    cache_ttl: 1m\n    negative_cache_ttl: 2s\n    max_cache_entries: 5\n"
+        ))
+        .unwrap();
+        let sa = c.authentication.service_accounts.unwrap();
+        assert_eq!(sa.audiences, ["holdpoint"]);
+        assert_eq!(sa.cache_ttl, Duration::from_secs(60));
+        assert_eq!(sa.negative_cache_ttl, Duration::from_secs(2));
+        assert_eq!(sa.max_cache_entries, 5);
+        let err = Config::from_yaml(&format!(
+            "{MINIMAL}authentication:\n  service_accounts:\n    cache_tll: 1m\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("cache_tll"), "{err}");
+    }
+
+    #[test]
+    fn invalid_service_account_and_client_certificate_settings_are_refused() {
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}  impersonate: false\nauthentication:\n  service_accounts:\n    cache_ttl: 0s\n    max_cache_entries: 0\n    audiences: ['']\n  client_certificates:\n    ca_file: /nonexistent/ca.pem\n"
+        ))
+        .unwrap();
+        assert!(!c.upstream.impersonate);
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        for needle in ["cache_ttl", "max_cache_entries", "audiences", "ca_file"] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle} missing in {problems:?}"
+            );
+        }
     }
 
     #[test]
@@ -652,6 +805,37 @@ mod tests {
             panic!("expected Invalid");
         };
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn policy_file_is_validated_and_resolved_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), "").unwrap();
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\nunknown: 1\n",
+        )
+        .unwrap();
+        let cfg = dir.path().join("holdpoint.yaml");
+        std::fs::write(
+            &cfg,
+            "data_dir: data\nupstream:\n  kubeconfig: kubeconfig\npolicy:\n  file: policy.yaml\n",
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("policy.file"), "{err}");
+        assert!(err.contains("unknown"), "{err}");
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\n",
+        )
+        .unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.policy.file, Some(dir.path().join("policy.yaml")));
+        // absent: the embedded default policy
+        assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
+        let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
+        assert!(err.contains("fiel"), "{err}");
     }
 
     const OIDC_BASE: &str = "authentication:\n  oidc:\n    - issuer: https://idp.example\n      audiences: [holdpoint]\n";
@@ -734,36 +918,5 @@ mod tests {
         let err = Config::from_yaml(&format!("{MINIMAL}{OIDC_BASE}      usernme_claim: x\n"))
             .unwrap_err();
         assert!(err.contains("usernme_claim"), "{err}");
-    }
-
-    #[test]
-    fn policy_file_is_validated_and_resolved_relative_to_the_config() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("kubeconfig"), "").unwrap();
-        std::fs::write(
-            dir.path().join("policy.yaml"),
-            "rules: []\ndefault: {action: allow}\nunknown: 1\n",
-        )
-        .unwrap();
-        let cfg = dir.path().join("holdpoint.yaml");
-        std::fs::write(
-            &cfg,
-            "data_dir: data\nupstream:\n  kubeconfig: kubeconfig\npolicy:\n  file: policy.yaml\n",
-        )
-        .unwrap();
-        let err = Config::load(&cfg).unwrap_err().to_string();
-        assert!(err.contains("policy.file"), "{err}");
-        assert!(err.contains("unknown"), "{err}");
-        std::fs::write(
-            dir.path().join("policy.yaml"),
-            "rules: []\ndefault: {action: allow}\n",
-        )
-        .unwrap();
-        let c = Config::load(&cfg).unwrap();
-        assert_eq!(c.policy.file, Some(dir.path().join("policy.yaml")));
-        // absent: the embedded default policy
-        assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
-        let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
-        assert!(err.contains("fiel"), "{err}");
     }
 }

@@ -47,6 +47,11 @@ pub struct EnvOptions {
     pub upstream: UpstreamChoice,
     /// The store (`sqlite://...` or `postgres://...`); `None`: SQLite in the directory.
     pub store_url: Option<String>,
+    /// Authenticators besides the agent's and reviewer's stored tokens (static tokens,
+    /// service-account tokens, client certificates).
+    pub authentication: AuthenticationConfig,
+    /// `upstream.impersonate` of the gateway (the default is `true`).
+    pub impersonate: bool,
 }
 
 /// A running environment.
@@ -87,8 +92,8 @@ impl Env {
         Self::start_configured(options, overrides, |_| {}).await
     }
 
-    /// Like [`Env::start_with`]; `adjust` changes the gateway's config before it is validated
-    /// and used (tests add authenticators this way, e.g. OIDC issuers).
+    /// Starts everything; `adjust` changes the gateway's config before it is validated and used
+    /// (tests add authenticators this way, e.g. OIDC issuers).
     pub async fn start_configured(
         options: EnvOptions,
         overrides: PhaseOverrides,
@@ -124,10 +129,11 @@ impl Env {
             upstream: UpstreamConfig {
                 kubeconfig: upstream_kubeconfig.clone(),
                 context: None,
+                impersonate: options.impersonate,
             },
             // The agent's and reviewer's tokens are stored tokens, made below as
             // `holdpoint kubeconfig` makes them.
-            authentication: AuthenticationConfig::default(),
+            authentication: options.authentication.clone(),
             limits: Limits::default(),
             policy: Default::default(),
             admin: AdminConfig {
@@ -162,10 +168,12 @@ impl Env {
         let (agent_token, _) = tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-agent", "agents"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &agent_kubeconfig,
             clock.now(),
         )
@@ -173,10 +181,12 @@ impl Env {
         tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-admin", "reviewers"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &admin_kubeconfig,
             clock.now(),
         )
@@ -219,7 +229,14 @@ fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> 
     };
     let text = format!(
         "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
-         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n",
+         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n{store}",
+        store = match &config.store.url {
+            Some(url) => format!(
+                "store:\n  url: {}\n",
+                serde_json::to_string(url).unwrap_or_default()
+            ),
+            None => String::new(),
+        },
         listen = gateway.addr(),
         admin = gateway.admin_addr(),
         data = q(&config.data_dir),

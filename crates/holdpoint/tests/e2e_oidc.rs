@@ -11,14 +11,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use holdpoint::env::{Env, EnvOptions, UpstreamChoice};
 use holdpoint_gateway::PhaseOverrides;
 use holdpoint_gateway::config::OidcIssuerConfig;
-use holdpoint_gateway::phases::decide::AllowAll;
 use holdpoint_gateway::tls::ServingCert;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -169,12 +167,10 @@ async fn setup() -> Setup {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
             store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
         },
-        // This suite tests authentication, not policy.
-        PhaseOverrides {
-            decider: Some(Arc::new(AllowAll)),
-            ..Default::default()
-        },
+        PhaseOverrides::default(),
         |config| config.authentication.oidc = issuers,
     )
     .await

@@ -45,6 +45,7 @@ async fn setup() -> Setup {
         upstream: UpstreamConfig {
             kubeconfig,
             context: None,
+            impersonate: true,
         },
         authentication: AuthenticationConfig {
             static_tokens: vec![StaticTokenConfig {
