@@ -104,8 +104,12 @@ impl Provider {
 
     /// A token the gateway should accept.
     async fn good_token(&mut self) -> String {
-        self.token(None, json!({"aud": AUDIENCE, "sub": "agent-7"}), json!({}))
-            .await
+        self.token(
+            None,
+            json!({"aud": AUDIENCE, "sub": "agent-7", "groups": ["agents", "ci"]}),
+            json!({}),
+        )
+        .await
     }
 }
 
@@ -144,7 +148,7 @@ fn provider_tls(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn issuer_config(issuer: &str, ca: &Path) -> OidcIssuerConfig {
     let mut c: OidcIssuerConfig = serde_saphyr::from_str(&format!(
-        "issuer: {issuer}\naudiences: [{AUDIENCE}]\nalgorithms: [RS256, ES256]\njwks_min_refresh_interval: 1s\n"
+        "issuer: {issuer}\naudiences: [{AUDIENCE}]\nalgorithms: [RS256, ES256]\njwks_min_refresh_interval: 1s\ngroups_claim: groups\ngroups_prefix: 'oidc:'\n"
     ))
     .expect("issuer config");
     c.ca_file = Some(ca.to_owned());
@@ -243,6 +247,39 @@ async fn a_real_provider_token_works_and_every_bad_token_is_refused() {
     let mut s = setup().await;
     let good = s.a.good_token().await;
     s.assert_accepted(&good, "valid token").await;
+    if common::on_emulator(&s.t) {
+        // The upstream sees the mapped identity (impersonation): the issuer-prefixed subject and
+        // the prefixed groups claim, nothing of the caller's token.
+        let seen =
+            s.t.emulator()
+                .requests()
+                .into_iter()
+                .rev()
+                .find(|r| r.path.contains("/namespaces/demo/pods"))
+                .expect("the upstream received the list");
+        let imp: Vec<(String, String)> = seen
+            .headers
+            .iter()
+            .filter(|(n, _)| n.starts_with("impersonate-") || n == "authorization")
+            .cloned()
+            .collect();
+        let user = format!("{}#agent-7", s.a.issuer);
+        assert_eq!(
+            imp.iter()
+                .filter(|(n, _)| n != "authorization")
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("impersonate-user", user.as_str()),
+                ("impersonate-group", "oidc:agents"),
+                ("impersonate-group", "oidc:ci"),
+            ]
+        );
+        assert!(
+            imp.iter().all(|(_, v)| !v.contains(&good)),
+            "the caller's token reached the upstream"
+        );
+    }
 
     let n = now();
     let expired = s
