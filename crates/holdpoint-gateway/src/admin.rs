@@ -1,42 +1,53 @@
-//! The admin listener: `/healthz`, `/readyz` and `/metrics`, over TLS with the serving
-//! certificate. Later the reviewer and audit APIs live here too.
+//! The admin listener: `/healthz`, `/readyz` and `/metrics`, and the reviewer API
+//! ([`crate::approvals::api`]), over TLS with the serving certificate.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{Request, Response, StatusCode, header};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
+use axum::Router;
+use axum::extract::{Extension, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::{StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{self, Body};
-use crate::error::status_response;
 use crate::metrics::Metrics;
+use crate::phases::authenticate::ConnectionInfo;
 
-fn route(req: &Request<Incoming>, metrics: &Metrics) -> Response<Body> {
-    match (req.method().as_str(), req.uri().path()) {
-        ("GET", "/healthz" | "/livez" | "/readyz") => {
-            let mut r = Response::new(body::full("ok"));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, "text/plain".parse().expect("static"));
-            r
-        }
-        ("GET", "/metrics") => {
-            let mut r = Response::new(body::full(metrics.encode()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                    .parse()
-                    .expect("static"),
-            );
-            r
-        }
-        _ => status_response(StatusCode::NOT_FOUND, "NotFound", "not found"),
-    }
+async fn health() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain")], "ok")
+}
+
+async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    let resp = crate::error::status_response(StatusCode::NOT_FOUND, "NotFound", "not found");
+    let (parts, body) = resp.into_parts();
+    axum::response::Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+/// The admin listener's routes: health, metrics and the reviewer API.
+pub fn router(metrics: Arc<Metrics>, api: Router) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(health))
+        .route("/metrics", get(self::metrics))
+        .with_state(metrics)
+        .merge(api)
+        .fallback(not_found)
 }
 
 /// Serves the admin listener until cancelled.
@@ -44,10 +55,12 @@ pub async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     metrics: Arc<Metrics>,
+    api: Router,
     cancel: CancellationToken,
 ) {
+    let app = router(metrics, api);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -55,19 +68,23 @@ pub async fn serve(
             },
         };
         let tls = tls.clone();
-        let metrics = metrics.clone();
+        let app = app.clone();
         tokio::spawn(async move {
             let Ok(Ok(stream)) =
                 tokio::time::timeout(std::time::Duration::from_secs(10), tls.accept(tcp)).await
             else {
                 return;
             };
-            let svc = service_fn(move |req| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(route(&req, &metrics)) }
-            });
+            let client_certs = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            let conn = ConnectionInfo { peer, client_certs };
+            let svc = TowerToHyperService::new(app.layer(Extension(conn)));
             let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await;
         });
     }

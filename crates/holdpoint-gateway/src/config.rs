@@ -37,6 +37,38 @@ pub struct Config {
     /// Where state lives (stored tokens, the freeze, approvals).
     #[serde(default)]
     pub store: StoreConfig,
+    /// The admin listener's reviewer API: who administers, and its URL as callers see it.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Which policy decides allow, deny or hold.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// The reviewer API on the admin listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Users who may see every approval and switch the freeze.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups whose members may see every approval and switch the freeze.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The admin listener's URL as callers and reviewers reach it (shown in the message of a
+    /// held request). Default: `https://<admin_listen>`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A policy file (see examples/policy.yaml), reloaded when it changes and on SIGHUP. Absent:
+    /// the embedded default policy for AI agents.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// The store every replica shares.
@@ -265,6 +297,9 @@ impl Config {
         };
         fix(&mut self.data_dir);
         fix(&mut self.upstream.kubeconfig);
+        if let Some(file) = &mut self.policy.file {
+            fix(file);
+        }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);
             fix(&mut tls.key_file);
@@ -350,6 +385,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(file) = &self.policy.file
+            && let Err(e) = crate::phases::decide::load_policy_file(file)
+        {
+            problems.push(format!("policy.file: {e}"));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -428,5 +468,36 @@ mod tests {
             panic!("expected Invalid");
         };
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn policy_file_is_validated_and_resolved_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), "").unwrap();
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\nunknown: 1\n",
+        )
+        .unwrap();
+        let cfg = dir.path().join("holdpoint.yaml");
+        std::fs::write(
+            &cfg,
+            "data_dir: data\nupstream:\n  kubeconfig: kubeconfig\npolicy:\n  file: policy.yaml\n",
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("policy.file"), "{err}");
+        assert!(err.contains("unknown"), "{err}");
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "rules: []\ndefault: {action: allow}\n",
+        )
+        .unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.policy.file, Some(dir.path().join("policy.yaml")));
+        // absent: the embedded default policy
+        assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
+        let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
+        assert!(err.contains("fiel"), "{err}");
     }
 }

@@ -47,6 +47,25 @@ pub enum GatewayError {
     /// The record phase could not record a request that must be recorded (fail closed).
     #[error("the request could not be recorded and was refused: {0}")]
     RecordFailed(String),
+    /// Something the caller named does not exist (an approval id).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation conflicts with the current state (an approval already decided).
+    #[error("{0}")]
+    Conflict(String),
+    /// A held request is still waiting for reviewers. The message tells the caller (usually an
+    /// AI agent, which sees only the message) the approval id, who decides, where, and how to
+    /// wait; the answer is a `429` with `Retry-After`, which client-go retries by itself.
+    #[error("{message}")]
+    Pending {
+        /// Everything the caller needs to know, in one sentence or three.
+        message: String,
+        /// Seconds after which the identical request may be re-sent.
+        retry_after: u64,
+    },
+    /// The state store (approvals, freeze, tokens) cannot be read or written: fail closed.
+    #[error("the gateway's state store is unavailable, so the request was refused: {0}")]
+    StoreUnavailable(String),
     /// A bug or an unexpected state inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +84,10 @@ impl GatewayError {
             Self::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamRedirect => StatusCode::BAD_GATEWAY,
             Self::RecordFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Pending { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,7 +99,12 @@ impl GatewayError {
             Self::Unauthenticated { .. } => "Unauthorized",
             Self::Forbidden(_) => "Forbidden",
             Self::BodyTooLarge { .. } => "RequestEntityTooLarge",
-            Self::UpstreamUnavailable(_) | Self::RecordFailed(_) => "ServiceUnavailable",
+            Self::UpstreamUnavailable(_) | Self::RecordFailed(_) | Self::StoreUnavailable(_) => {
+                "ServiceUnavailable"
+            }
+            Self::Pending { .. } => "TooManyRequests",
+            Self::NotFound(_) => "NotFound",
+            Self::Conflict(_) => "Conflict",
             Self::UpstreamRedirect | Self::Internal(_) => "InternalError",
         }
     }
@@ -90,13 +118,22 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => "too_large",
             Self::UpstreamUnavailable(_) | Self::UpstreamRedirect => "upstream_error",
             Self::RecordFailed(_) => "record_failed",
+            Self::Pending { .. } => "held",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::StoreUnavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
 
     /// Turns the error into the `Status` response the caller receives.
     pub fn to_response(&self) -> Response<Body> {
-        status_response(self.status_code(), self.reason(), &self.to_string())
+        let mut resp = status_response(self.status_code(), self.reason(), &self.to_string());
+        if let Self::Pending { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        resp
     }
 }
 

@@ -6,6 +6,7 @@
 //! `docs/ARCHITECTURE.md` draws the whole house.
 
 pub mod admin;
+pub mod approvals;
 pub mod body;
 pub mod clock;
 pub mod config;

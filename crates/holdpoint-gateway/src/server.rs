@@ -19,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
+use crate::approvals::{self, ApprovalSettings, Approvals};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::phases::Pipeline;
 use crate::phases::authenticate::{AuthChain, ChainDeps, ConnectionInfo};
-use crate::phases::decide::{AllowAll, Decider};
-use crate::phases::hold::{Holder, NoHold};
+use crate::phases::decide::{Decider, FreezeHandle, PolicyDecider, PolicyLoadError, no_freeze};
+use crate::phases::hold::Holder;
 use crate::phases::mask::{Masker, NoMask};
 use crate::phases::record::{LogRecorder, Recorder};
 use crate::tls::{ServingCert, TlsError};
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The upstream kubeconfig.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The policy file.
+    #[error(transparent)]
+    Policy(#[from] PolicyLoadError),
     /// The store could not be opened or migrated.
     #[error("cannot open the store: {0}")]
     Store(#[from] holdpoint_store::StoreError),
@@ -56,9 +60,12 @@ pub enum StartError {
 /// Phases that replace the defaults (used by later capabilities and by tests).
 #[derive(Debug, Default)]
 pub struct PhaseOverrides {
-    /// Replaces the allow-all policy.
+    /// Replaces the policy from the config (`policy.file`, or the embedded default policy).
     pub decider: Option<Arc<dyn Decider>>,
-    /// Replaces the refuse-all holder.
+    /// The freeze state the configured policy reads (the store keeps it current). Absent: a
+    /// handle nobody sets, i.e. never frozen. Ignored when `decider` is given.
+    pub freeze: Option<FreezeHandle>,
+    /// Replaces the approval workflow (tests use `NoHold`).
     pub holder: Option<Arc<dyn Holder>>,
     /// Replaces the pass-through masker.
     pub masker: Option<Arc<dyn Masker>>,
@@ -138,25 +145,14 @@ pub async fn start_with(
     let store = holdpoint_store::Store::open(&config.store_url()).await?;
     let metrics = Arc::new(Metrics::default());
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let authenticator = AuthChain::from_config(
+    let authenticator = Arc::new(AuthChain::from_config(
         &config.authentication,
         &ChainDeps {
             upstream: upstream.clone(),
             clock: clock.clone(),
             store: Some(store.clone()),
         },
-    );
-    let pipeline = Arc::new(Pipeline {
-        authenticator,
-        decider: overrides.decider.unwrap_or_else(|| Arc::new(AllowAll)),
-        holder: overrides.holder.unwrap_or_else(|| Arc::new(NoHold)),
-        masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
-        recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
-        upstream,
-        limits: config.limits.clone(),
-        metrics: metrics.clone(),
-        clock,
-    });
+    ));
 
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
@@ -176,8 +172,87 @@ pub async fn start_with(
             source,
         })?;
 
+    // The freeze: kept in the store, read by the decider from this handle.
+    let freeze = overrides.freeze.unwrap_or_else(no_freeze);
+    approvals::freeze::refresh(&store, &freeze).await;
+
+    // decide: the override, or the configured policy (watched for changes and SIGHUP)
     let cancel = CancellationToken::new();
+    let mut policy_watch = None;
+    let decider: Arc<dyn Decider> = match overrides.decider {
+        Some(d) => d,
+        None => {
+            let decider = Arc::new(match &config.policy.file {
+                Some(path) => PolicyDecider::from_file(path, freeze.clone())?,
+                None => PolicyDecider::embedded(freeze.clone()),
+            });
+            if decider.file().is_some() {
+                policy_watch = Some(
+                    decider
+                        .clone()
+                        .watch(Duration::from_secs(1), cancel.clone()),
+                );
+            }
+            decider
+        }
+    };
+
+    // hold: approvals in the store. Approvals left executing by a crash become `unknown`.
+    let approvals = Approvals::new(
+        store.clone(),
+        upstream.clone(),
+        clock.clone(),
+        ApprovalSettings {
+            reviewer_url: config
+                .admin
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("https://{admin_addr}")),
+            retry_after: Duration::from_secs(1),
+            instance: format!("holdpoint-{}", uuid::Uuid::new_v4().simple()),
+            impersonate: false,
+        },
+    );
+    approvals.recover().await?;
+    let api = approvals::api::router(approvals::api::ApiState {
+        approvals: approvals.clone(),
+        auth: authenticator.clone(),
+        admins: approvals::api::Admins {
+            users: config.admin.users.clone(),
+            groups: config.admin.groups.clone(),
+        },
+        freeze: freeze.clone(),
+    });
+
+    let pipeline = Arc::new(Pipeline {
+        authenticator,
+        decider,
+        holder: overrides
+            .holder
+            .unwrap_or_else(|| Arc::new(approvals.clone())),
+        masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
+        recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
+        upstream,
+        limits: config.limits.clone(),
+        metrics: metrics.clone(),
+        clock,
+    });
+
     let mut tasks = JoinSet::new();
+    if let Some(watch) = policy_watch {
+        tasks.spawn(watch);
+    }
+    tasks.spawn(
+        approvals
+            .clone()
+            .sweep_forever(Duration::from_secs(1), cancel.clone()),
+    );
+    tasks.spawn(approvals::freeze::follow(
+        store.clone(),
+        freeze,
+        Duration::from_secs(1),
+        cancel.clone(),
+    ));
     tasks.spawn(serve_data(
         listener,
         tls.clone(),
@@ -185,7 +260,13 @@ pub async fn start_with(
         config.limits.clone(),
         cancel.clone(),
     ));
-    tasks.spawn(admin::serve(admin_listener, tls, metrics, cancel.clone()));
+    tasks.spawn(admin::serve(
+        admin_listener,
+        tls,
+        metrics,
+        api,
+        cancel.clone(),
+    ));
     tracing::info!(%addr, %admin_addr, "holdpoint gateway listening");
     Ok(RunningGateway {
         addr,

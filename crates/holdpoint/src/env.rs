@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use holdpoint_gateway::clock::{Clock, SystemClock};
 use holdpoint_gateway::config::{
-    AuthenticationConfig, Config, Limits, StoreConfig, UpstreamConfig,
+    AdminConfig, AuthenticationConfig, Config, Limits, StoreConfig, UpstreamConfig,
 };
 use holdpoint_gateway::{PhaseOverrides, RunningGateway};
 
@@ -45,6 +45,8 @@ pub struct EnvOptions {
     pub admin_listen: SocketAddr,
     /// What is upstream.
     pub upstream: UpstreamChoice,
+    /// The store (`sqlite://...` or `postgres://...`); `None`: SQLite in the directory.
+    pub store_url: Option<String>,
 }
 
 /// A running environment.
@@ -74,19 +76,13 @@ impl Env {
     }
 
     /// Starts everything with some gateway phases replaced.
+    ///
+    /// Without a `decider` override the gateway uses the embedded default policy for AI agents
+    /// (as `holdpoint demo` does): reads pass, changes are held for a reviewer in group
+    /// `reviewers`, whose members are also the admins (freeze).
     pub async fn start_with(
         options: EnvOptions,
         overrides: PhaseOverrides,
-    ) -> anyhow::Result<Self> {
-        Self::start_on_store(options, overrides, None).await
-    }
-
-    /// Starts everything with the gateway's store at `store_url` (`None`: SQLite in the data
-    /// dir), so end-to-end tests run on SQLite and PostgreSQL alike.
-    pub async fn start_on_store(
-        options: EnvOptions,
-        overrides: PhaseOverrides,
-        store_url: Option<String>,
     ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -123,7 +119,14 @@ impl Env {
             // `holdpoint kubeconfig` makes them.
             authentication: AuthenticationConfig::default(),
             limits: Limits::default(),
-            store: StoreConfig { url: store_url },
+            policy: Default::default(),
+            admin: AdminConfig {
+                groups: vec!["reviewers".into()],
+                ..AdminConfig::default()
+            },
+            store: StoreConfig {
+                url: options.store_url.clone(),
+            },
         };
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
@@ -134,6 +137,7 @@ impl Env {
         write_config_file(&config_file, &config, &gateway)?;
 
         let server = gateway.url();
+        let admin_server = format!("https://{}", gateway.admin_addr());
         let agent_kubeconfig = dir.join("agent.kubeconfig");
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         let ns = matches!(options.upstream, UpstreamChoice::Emulator).then_some("demo");
@@ -150,6 +154,7 @@ impl Env {
             &server,
             gateway.ca_pem(),
             ns,
+            &admin_server,
             &agent_kubeconfig,
             clock.now(),
         )
@@ -160,6 +165,7 @@ impl Env {
             &server,
             gateway.ca_pem(),
             ns,
+            &admin_server,
             &admin_kubeconfig,
             clock.now(),
         )
@@ -203,6 +209,8 @@ fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> 
     let text = format!(
         "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
          listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n{store}",
+        // The operator commands must reach the same store as the gateway (PostgreSQL in tests
+        // that run on it).
         store = match &config.store.url {
             Some(url) => format!(
                 "store:\n  url: {}\n",

@@ -31,6 +31,26 @@ pub fn for_token(
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
+/// The cluster extension naming the gateway's admin listener (the reviewer API), which
+/// `holdpoint approvals|wait|freeze` read. kubectl and client-go ignore extensions.
+pub const ADMIN_SERVER_EXTENSION: &str = "holdpoint.dev/admin-server";
+
+/// Adds the [`ADMIN_SERVER_EXTENSION`] to every cluster of a kubeconfig written by this module.
+pub fn with_admin_server(kubeconfig: &str, admin_server: &str) -> String {
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(kubeconfig) else {
+        return kubeconfig.to_owned();
+    };
+    if let Some(clusters) = doc["clusters"].as_array_mut() {
+        for c in clusters {
+            c["cluster"]["extensions"] = json!([{
+                "name": ADMIN_SERVER_EXTENSION,
+                "extension": { "server": admin_server },
+            }]);
+        }
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| kubeconfig.to_owned())
+}
+
 /// Writes a kubeconfig readable only by its owner (it holds a credential).
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)?;

@@ -47,6 +47,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check a policy file, or explain which rule a request meets.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run the emulator and the gateway in one process, with kubeconfigs for an agent and a
     /// reviewer in DIR.
     Demo {
@@ -62,6 +67,32 @@ enum Command {
         /// Front a real cluster given by this admin kubeconfig instead of the emulator.
         #[arg(long)]
         upstream_kubeconfig: Option<PathBuf>,
+    },
+    /// Review held requests: list, show, approve, deny, cancel (the reviewer API).
+    Approvals {
+        #[command(flatten)]
+        api: holdpoint::approvals_cmd::ApiArgs,
+        #[command(subcommand)]
+        command: holdpoint::approvals_cmd::ApprovalsCommand,
+    },
+    /// Wait until an approval is decided and executed; exit 0 only if it was executed
+    /// successfully (or, for a grant, approved).
+    Wait {
+        #[command(flatten)]
+        api: holdpoint::approvals_cmd::ApiArgs,
+        /// Approval id (`ap-...`), as the held request's message gives it.
+        id: String,
+        /// Give up after this long (`30s`, `10m`); default: wait until decided.
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// Deny (or hold) every mutating request at once, whatever the policy says; stored, so it
+    /// survives restarts and reaches every replica.
+    Freeze {
+        #[command(flatten)]
+        api: holdpoint::approvals_cmd::ApiArgs,
+        #[command(subcommand)]
+        command: holdpoint::approvals_cmd::FreezeCommand,
     },
     /// Stored static tokens (bootstrap and CI agents): create, revoke, list.
     Token {
@@ -152,6 +183,115 @@ enum TokenCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Validate a policy file (exit code 0 when it is valid).
+    Check {
+        /// The policy file (see examples/policy.yaml).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show which rule a request meets and why, without sending anything:
+    /// `explain --as USER [--group G]... -- VERB RESOURCE [NAME] [-n NS]` or
+    /// `-- METHOD /path?query`.
+    Explain {
+        /// The policy file; the embedded default policy when absent.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The caller's username.
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+        /// The caller's groups (repeat for several).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// The authenticator the caller came through.
+        #[arg(long, default_value = "static-token")]
+        authenticator: String,
+        /// Treat the request as a server-side dry run (adds dryRun=All).
+        #[arg(long)]
+        dry_run: bool,
+        /// The object being written, as JSON or YAML (for CEL conditions).
+        #[arg(long, value_name = "FILE")]
+        object: Option<PathBuf>,
+        /// Evaluate at this time (RFC 3339) instead of now, for change windows.
+        #[arg(long, value_name = "TIMESTAMP")]
+        at: Option<jiff::Timestamp>,
+        /// Assume a freeze is on, with this reason.
+        #[arg(long, value_name = "REASON")]
+        frozen: Option<String>,
+        /// With --frozen: the freeze holds instead of denying.
+        #[arg(long, requires = "frozen")]
+        freeze_holds: bool,
+        /// The request: `VERB RESOURCE [NAME] [-n NS]` or `METHOD /path?query`.
+        #[arg(last = true, required = true, value_name = "REQUEST")]
+        request: Vec<String>,
+    },
+}
+
+fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
+    use holdpoint::policy_cmd;
+    match command {
+        PolicyCommand::Check { file } => {
+            let policy = policy_cmd::load(Some(&file))?;
+            println!("policy ok: {} rules", policy.len());
+        }
+        PolicyCommand::Explain {
+            file,
+            user,
+            groups,
+            authenticator,
+            dry_run,
+            object,
+            at,
+            frozen,
+            freeze_holds,
+            request,
+        } => {
+            let policy = policy_cmd::load(file.as_deref())?;
+            let object = match object {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    Some(
+                        serde_saphyr::from_str::<serde_json::Value>(&text)
+                            .with_context(|| format!("{} is not JSON or YAML", path.display()))?,
+                    )
+                }
+            };
+            let options = policy_cmd::ExplainOptions {
+                user,
+                groups,
+                authenticator,
+                at: at.unwrap_or_else(jiff::Timestamp::now),
+                object,
+                freeze: frozen.map(|reason| holdpoint_policy::Freeze {
+                    reason,
+                    mode: if freeze_holds {
+                        holdpoint_policy::FreezeMode::Hold
+                    } else {
+                        holdpoint_policy::FreezeMode::Deny
+                    },
+                }),
+            };
+            let parsed = policy_cmd::parse_request(&request, dry_run)?;
+            let (explanation, info, dry) = policy_cmd::explain(&policy, &parsed, &options)?;
+            let source = match &file {
+                Some(f) => format!("{} ({} rules)", f.display(), policy.len()),
+                None => format!(
+                    "embedded default policy for AI agents ({} rules)",
+                    policy.len()
+                ),
+            };
+            print!(
+                "{}",
+                policy_cmd::render(&source, &parsed, &info, dry, &options, &explanation)
+            );
+        }
+    }
+    Ok(())
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDPOINT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -194,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
             holdpoint_gateway::Config::load(&config)?;
             println!("config ok");
         }
+        Command::Policy { command } => run_policy(command)?,
         Command::Demo {
             dir,
             listen,
@@ -209,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 admin_listen,
                 upstream,
+                store_url: None,
             })
             .await
             .context("starting the demo")?;
@@ -217,6 +359,19 @@ async fn main() -> anyhow::Result<()> {
             env.shutdown().await;
         }
         Command::Token { command } => token_command(command).await?,
+        Command::Approvals { api, command } => {
+            holdpoint::approvals_cmd::approvals(&api, command).await?
+        }
+        Command::Wait { api, id, timeout } => {
+            let timeout = timeout
+                .as_deref()
+                .map(holdpoint_gateway::config::parse_duration)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let code = holdpoint::approvals_cmd::wait(&api, &id, timeout).await?;
+            std::process::exit(code);
+        }
+        Command::Freeze { api, command } => holdpoint::approvals_cmd::freeze(&api, command).await?,
         Command::Kubeconfig {
             config,
             user,
@@ -270,6 +425,12 @@ async fn main() -> anyhow::Result<()> {
                     )
                 }
             };
+            let admin_server = config
+                .admin
+                .url
+                .clone()
+                .unwrap_or_else(|| gateway_url(config.admin_listen));
+            let text = holdpoint::kubeconfig::with_admin_server(&text, &admin_server);
             match out {
                 Some(path) => {
                     holdpoint::kubeconfig::write_private(&path, &text)

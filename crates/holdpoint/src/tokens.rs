@@ -67,13 +67,17 @@ pub async fn write_token_kubeconfig(
     server: &str,
     ca_pem: &str,
     namespace: Option<&str>,
+    admin_server: &str,
     out: &Path,
     now: Timestamp,
 ) -> anyhow::Result<(String, StoredToken)> {
     let (token, stored) = issue(store, spec, now).await?;
     kubeconfig::write_private(
         out,
-        &kubeconfig::for_token(server, ca_pem, &spec.user, &token, namespace),
+        &kubeconfig::with_admin_server(
+            &kubeconfig::for_token(server, ca_pem, &spec.user, &token, namespace),
+            admin_server,
+        ),
     )
     .with_context(|| format!("writing {}", out.display()))?;
     Ok((token, stored))

@@ -77,6 +77,7 @@ async fn gateway_in_front_of(addr: std::net::SocketAddr) -> (Env, tempfile::Temp
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         upstream: UpstreamChoice::Kubeconfig(kubeconfig),
+        store_url: None,
     })
     .await
     .unwrap();

@@ -60,6 +60,8 @@ async fn setup() -> Setup {
             ..Limits::default()
         },
         store: Default::default(),
+        policy: Default::default(),
+        admin: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

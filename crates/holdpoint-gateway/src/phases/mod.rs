@@ -40,7 +40,7 @@ use crate::upstream::Upstream;
 
 use authenticate::{AuthChain, ConnectionInfo};
 use decide::{Decider, Decision};
-use hold::Holder;
+use hold::{HoldOutcome, Holder};
 use mask::Masker;
 use record::Recorder;
 
@@ -80,8 +80,8 @@ pub struct Exchange {
 /// The configured phases and what they need.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// authenticate
-    pub authenticator: AuthChain,
+    /// authenticate (shared with the reviewer API)
+    pub authenticator: Arc<AuthChain>,
     /// decide
     pub decider: Arc<dyn Decider>,
     /// hold
@@ -174,7 +174,21 @@ impl Pipeline {
             Decision::Allow { .. } => {}
             Decision::Deny { message, .. } => return Err(GatewayError::Forbidden(message)),
             // hold
-            Decision::Hold { .. } => self.holder.hold(ex).await?,
+            Decision::Hold { approval, .. } => {
+                let upgrade = classified.upgrade.is_some();
+                match self
+                    .holder
+                    .hold(ex, &parts.headers, &approval, upgrade)
+                    .await?
+                {
+                    HoldOutcome::Forward => {}
+                    // The gateway sent the approved request itself; this is its answer.
+                    HoldOutcome::Respond(response) => {
+                        ex.outcome = "executed";
+                        return Ok(self.masker.mask(ex, response));
+                    }
+                }
+            }
         }
 
         // record (before anything reaches the upstream: fail closed)

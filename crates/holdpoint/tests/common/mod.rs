@@ -18,40 +18,35 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
 }
 
+/// An environment whose policy allows everything: the data-path suites (hygiene, streams,
+/// clients) test forwarding, not policy. Policy and approvals suites use [`start_with`].
 pub async fn start() -> TestEnv {
-    start_on(Backend::Sqlite).await
+    start_with(
+        None,
+        holdpoint_gateway::PhaseOverrides {
+            decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
-/// Where the gateway's store lives in a test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite in the environment's data dir (the default).
-    Sqlite,
-    /// A fresh database on the PostgreSQL server `scripts/test.sh` starts
-    /// (`HOLDPOINT_TEST_POSTGRES_URL`; the test fails when it is unset).
-    Postgres,
-}
-
-/// An environment whose gateway keeps its state in `backend`.
-pub async fn start_on(backend: Backend) -> TestEnv {
+/// An environment with the given store (None: SQLite in the temp dir) and phase overrides;
+/// without a decider override it runs the embedded default policy.
+pub async fn start_with(
+    store_url: Option<String>,
+    overrides: holdpoint_gateway::PhaseOverrides,
+) -> TestEnv {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store_url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(
-            holdpoint_store::testing::fresh_postgres_url()
-                .await
-                .expect("a PostgreSQL test database"),
-        ),
-    };
-    let env = Env::start_on_store(
+    let env = Env::start_with(
         EnvOptions {
             dir: dir.path().to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
+            store_url,
         },
-        holdpoint_gateway::PhaseOverrides::default(),
-        store_url,
+        overrides,
     )
     .await
     .expect("environment starts");
