@@ -24,6 +24,14 @@ pub enum GatewayError {
         /// "bearer token", "client certificate", "no credential", ...
         kind: &'static str,
     },
+    /// The credential could not be checked because the service that checks it (the upstream's
+    /// TokenReview) failed or did not answer. Fail closed, but say honestly that the credential
+    /// was not judged: a 503, not a 401, so a client retries instead of discarding its token.
+    #[error("authentication backend unavailable: the {kind} could not be checked, try again")]
+    AuthenticationUnavailable {
+        /// The kind of credential that could not be checked (never its contents).
+        kind: &'static str,
+    },
     /// Policy denied the request.
     #[error("{0}")]
     Forbidden(String),
@@ -79,6 +87,7 @@ impl GatewayError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::AuthenticationUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +106,7 @@ impl GatewayError {
         match self {
             Self::BadPath(_) | Self::BadRequest(_) | Self::UpgradeNotAllowed => "BadRequest",
             Self::Unauthenticated { .. } => "Unauthorized",
+            Self::AuthenticationUnavailable { .. } => "ServiceUnavailable",
             Self::Forbidden(_) => "Forbidden",
             Self::BodyTooLarge { .. } => "RequestEntityTooLarge",
             Self::UpstreamUnavailable(_) | Self::RecordFailed(_) | Self::StoreUnavailable(_) => {
@@ -114,6 +124,7 @@ impl GatewayError {
         match self {
             Self::BadPath(_) | Self::BadRequest(_) | Self::UpgradeNotAllowed => "rejected",
             Self::Unauthenticated { .. } => "unauthenticated",
+            Self::AuthenticationUnavailable { .. } => "auth_unavailable",
             Self::Forbidden(_) => "denied",
             Self::BodyTooLarge { .. } => "too_large",
             Self::UpstreamUnavailable(_) | Self::UpstreamRedirect => "upstream_error",

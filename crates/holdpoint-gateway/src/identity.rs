@@ -17,37 +17,54 @@ pub struct Identity {
     pub uid: Option<String>,
     /// Extra attributes.
     pub extra: BTreeMap<String, Vec<String>>,
-    /// Which authenticator produced this identity (`static-token`, `oidc:<issuer>`, ...).
+    /// Which authenticator produced this identity (`static-token`, `oidc:<issuer>`,
+    /// `serviceaccount`, `x509`).
     pub authenticator: String,
 }
 
 impl Identity {
-    /// The `Impersonate-*` headers that make the upstream see this identity.
-    pub fn impersonation_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::new();
-        let mut push = |name: HeaderName, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                out.push((name, v));
-            }
+    /// The `Impersonate-*` headers that make the upstream see this identity: `Impersonate-User`,
+    /// one `Impersonate-Group` per group, `Impersonate-Uid` when there is a uid, and one
+    /// `Impersonate-Extra-<key>` per extra value (the key percent-encoded as client-go does).
+    ///
+    /// Fails, rather than leaving a header out, when a value cannot be carried in an HTTP header
+    /// (control characters) or the username is empty: a missing `Impersonate-User` would send the
+    /// request as the gateway's own, more powerful identity. UTF-8 is sent as raw bytes, which the
+    /// apiserver reads as UTF-8.
+    pub fn impersonation_headers(&self) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+        if self.username.is_empty() {
+            return Err("the username is empty".into());
+        }
+        let value = |what: &str, v: &str| {
+            HeaderValue::from_bytes(v.as_bytes())
+                .map_err(|_| format!("the {what} contains characters an HTTP header cannot carry"))
         };
-        push(HeaderName::from_static("impersonate-user"), &self.username);
+        let mut out = Vec::with_capacity(2 + self.groups.len() + self.extra.len());
+        out.push((
+            HeaderName::from_static("impersonate-user"),
+            value("username", &self.username)?,
+        ));
         for g in &self.groups {
-            push(HeaderName::from_static("impersonate-group"), g);
+            out.push((
+                HeaderName::from_static("impersonate-group"),
+                value("group", g)?,
+            ));
         }
         if let Some(uid) = &self.uid {
-            push(HeaderName::from_static("impersonate-uid"), uid);
+            out.push((
+                HeaderName::from_static("impersonate-uid"),
+                value("uid", uid)?,
+            ));
         }
         for (key, values) in &self.extra {
             let encoded = percent_encode_extra_key(key);
-            if let Ok(name) =
-                HeaderName::from_bytes(format!("impersonate-extra-{encoded}").as_bytes())
-            {
-                for v in values {
-                    push(name.clone(), v);
-                }
+            let name = HeaderName::from_bytes(format!("impersonate-extra-{encoded}").as_bytes())
+                .map_err(|_| "an extra key cannot be carried in an HTTP header".to_string())?;
+            for v in values {
+                out.push((name.clone(), value("extra value", v)?));
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -111,7 +128,7 @@ mod tests {
             extra: BTreeMap::from([("Scopes/x".into(), vec!["read".into()])]),
             authenticator: "static-token".into(),
         };
-        let h = id.impersonation_headers();
+        let h = id.impersonation_headers().unwrap();
         let names: Vec<_> = h.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -123,5 +140,44 @@ mod tests {
                 "impersonate-extra-scopes%2fx"
             ]
         );
+        let values: Vec<_> = h.iter().map(|(_, v)| v.to_str().unwrap()).collect();
+        assert_eq!(values, ["alice", "a", "b", "42", "read"]);
+    }
+
+    #[test]
+    fn identities_that_headers_cannot_carry_are_refused_not_truncated() {
+        let base = Identity {
+            username: "alice".into(),
+            groups: vec![],
+            uid: None,
+            extra: BTreeMap::new(),
+            authenticator: "oidc:x".into(),
+        };
+        let utf8 = Identity {
+            username: "Zoë".into(),
+            ..base.clone()
+        };
+        let h = utf8.impersonation_headers().unwrap();
+        assert_eq!(h[0].1.as_bytes(), "Zoë".as_bytes());
+        for bad in [
+            Identity {
+                username: String::new(),
+                ..base.clone()
+            },
+            Identity {
+                username: "alice\r\nImpersonate-Group: system:masters".into(),
+                ..base.clone()
+            },
+            Identity {
+                groups: vec!["ok".into(), "bad\n".into()],
+                ..base.clone()
+            },
+            Identity {
+                extra: BTreeMap::from([("k".into(), vec!["\0".into()])]),
+                ..base.clone()
+            },
+        ] {
+            assert!(bad.impersonation_headers().is_err(), "{bad:?}");
+        }
     }
 }

@@ -135,6 +135,17 @@ pub async fn start_with(
 ) -> Result<RunningGateway, StartError> {
     let cert = ServingCert::load_or_create(config.tls.as_ref(), &config.data_dir, &[])?;
     let tls = TlsAcceptor::from(cert.server_config()?);
+    // The data path asks for client certificates when they are configured; the admin listener
+    // never does.
+    let data_tls = TlsAcceptor::from(
+        cert.server_config_with_client_ca(
+            config
+                .authentication
+                .client_certificates
+                .as_ref()
+                .map(|c| c.ca_file.as_path()),
+        )?,
+    );
     let upstream = Upstream::from_kubeconfig(
         &config.upstream.kubeconfig,
         config.upstream.context.as_deref(),
@@ -210,7 +221,7 @@ pub async fn start_with(
                 .unwrap_or_else(|| format!("https://{admin_addr}")),
             retry_after: Duration::from_secs(1),
             instance: format!("holdpoint-{}", uuid::Uuid::new_v4().simple()),
-            impersonate: false,
+            impersonate: config.upstream.impersonate,
         },
     );
     approvals.recover().await?;
@@ -233,6 +244,7 @@ pub async fn start_with(
         masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
         recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
         upstream,
+        impersonate: config.upstream.impersonate,
         limits: config.limits.clone(),
         metrics: metrics.clone(),
         clock,
@@ -255,7 +267,7 @@ pub async fn start_with(
     ));
     tasks.spawn(serve_data(
         listener,
-        tls.clone(),
+        data_tls,
         pipeline,
         config.limits.clone(),
         cancel.clone(),

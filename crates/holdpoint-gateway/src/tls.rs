@@ -134,13 +134,44 @@ impl ServingCert {
         })
     }
 
-    /// The rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN).
+    /// The rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN), without client
+    /// certificates.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        self.server_config_with_client_ca(None)
+    }
+
+    /// The rustls server configuration; with `client_ca`, the handshake asks for a client
+    /// certificate and verifies one if presented against the CAs in that PEM bundle (a
+    /// certificate from another CA, expired, or not for client auth fails the handshake). A
+    /// client without a certificate is still accepted and authenticates with a bearer token.
+    pub fn server_config_with_client_ca(
+        &self,
+        client_ca: Option<&Path>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in read_chain(path)? {
+                    roots.add(cert)?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Pem {
+                    path: path.to_owned(),
+                    message: format!("client CA bundle: {e}"),
+                })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

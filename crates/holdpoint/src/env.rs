@@ -47,6 +47,11 @@ pub struct EnvOptions {
     pub upstream: UpstreamChoice,
     /// The store (`sqlite://...` or `postgres://...`); `None`: SQLite in the directory.
     pub store_url: Option<String>,
+    /// Authenticators besides the agent's and reviewer's stored tokens (static tokens,
+    /// service-account tokens, client certificates).
+    pub authentication: AuthenticationConfig,
+    /// `upstream.impersonate` of the gateway (the default is `true`).
+    pub impersonate: bool,
 }
 
 /// A running environment.
@@ -84,6 +89,16 @@ impl Env {
         options: EnvOptions,
         overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(options, overrides, |_| {}).await
+    }
+
+    /// Starts everything; `adjust` changes the gateway's config before it is validated and used
+    /// (tests add authenticators this way, e.g. OIDC issuers).
+    pub async fn start_configured(
+        options: EnvOptions,
+        overrides: PhaseOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -106,7 +121,7 @@ impl Env {
             .clock
             .clone()
             .unwrap_or_else(|| std::sync::Arc::new(SystemClock));
-        let config = Config {
+        let mut config = Config {
             listen: options.listen,
             admin_listen: options.admin_listen,
             data_dir: dir.join("data"),
@@ -114,10 +129,11 @@ impl Env {
             upstream: UpstreamConfig {
                 kubeconfig: upstream_kubeconfig.clone(),
                 context: None,
+                impersonate: options.impersonate,
             },
             // The agent's and reviewer's tokens are stored tokens, made below as
             // `holdpoint kubeconfig` makes them.
-            authentication: AuthenticationConfig::default(),
+            authentication: options.authentication.clone(),
             limits: Limits::default(),
             policy: Default::default(),
             admin: AdminConfig {
@@ -128,6 +144,7 @@ impl Env {
                 url: options.store_url.clone(),
             },
         };
+        adjust(&mut config);
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
             .await
@@ -151,10 +168,12 @@ impl Env {
         let (agent_token, _) = tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-agent", "agents"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &agent_kubeconfig,
             clock.now(),
         )
@@ -162,10 +181,12 @@ impl Env {
         tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-admin", "reviewers"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &admin_kubeconfig,
             clock.now(),
         )

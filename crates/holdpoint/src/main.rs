@@ -351,6 +351,8 @@ async fn main() -> anyhow::Result<()> {
                 admin_listen,
                 upstream,
                 store_url: None,
+                authentication: Default::default(),
+                impersonate: true,
             })
             .await
             .context("starting the demo")?;

@@ -78,6 +78,8 @@ async fn gateway_in_front_of(addr: std::net::SocketAddr) -> (Env, tempfile::Temp
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         upstream: UpstreamChoice::Kubeconfig(kubeconfig),
         store_url: None,
+        authentication: Default::default(),
+        impersonate: true,
     })
     .await
     .unwrap();

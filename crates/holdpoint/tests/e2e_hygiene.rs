@@ -25,6 +25,15 @@ fn upstream_headers(t: &TestEnv, needle: &str) -> Vec<(String, String)> {
     req.headers.clone()
 }
 
+/// The `Impersonate-*` headers among `headers`, in order.
+fn impersonation(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("impersonate-"))
+        .cloned()
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn caller_credentials_and_identity_headers_never_reach_upstream() {
     let t = start().await;
@@ -38,11 +47,17 @@ async fn caller_credentials_and_identity_headers_never_reach_upstream() {
         .await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let headers = upstream_headers(&t, "/api/v1/namespaces/demo/configmaps");
+    // The gateway impersonates the authenticated caller (upstream.impersonate defaults to true):
+    // exactly its own Impersonate-* headers arrive, none of the caller's.
+    assert_eq!(
+        impersonation(&headers),
+        [
+            ("impersonate-user".to_string(), "demo-agent".to_string()),
+            ("impersonate-group".to_string(), "agents".to_string()),
+        ],
+        "{headers:?}"
+    );
     for (name, value) in &headers {
-        assert!(
-            !name.starts_with("impersonate-"),
-            "caller's {name} reached the upstream"
-        );
         assert!(
             !name.starts_with("x-remote-"),
             "caller's {name} reached the upstream"
@@ -82,13 +97,15 @@ async fn connection_header_cannot_strip_or_smuggle_headers() {
     let resp = t.raw(req.as_bytes()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     let headers = upstream_headers(&t, "/api/v1/namespaces/demo/secrets");
-    for banned in [
-        "connection",
-        "impersonate-user",
-        "kubectl-command",
-        "keep-alive",
-        "te",
-    ] {
+    assert_eq!(
+        impersonation(&headers),
+        [
+            ("impersonate-user".to_string(), "demo-agent".to_string()),
+            ("impersonate-group".to_string(), "agents".to_string()),
+        ],
+        "the caller's Impersonate-User must not survive, the gateway's must: {headers:?}"
+    );
+    for banned in ["connection", "kubectl-command", "keep-alive", "te"] {
         assert!(
             headers.iter().all(|(n, _)| n != banned),
             "{banned} reached the upstream: {headers:?}"

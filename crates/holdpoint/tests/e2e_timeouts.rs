@@ -45,6 +45,7 @@ async fn setup() -> Setup {
         upstream: UpstreamConfig {
             kubeconfig,
             context: None,
+            impersonate: true,
         },
         authentication: AuthenticationConfig {
             static_tokens: vec![StaticTokenConfig {
@@ -53,6 +54,7 @@ async fn setup() -> Setup {
                 groups: vec![],
                 uid: None,
             }],
+            ..AuthenticationConfig::default()
         },
         limits: Limits {
             idle_timeout: Duration::from_secs(1),

@@ -260,6 +260,8 @@ async fn an_expired_token_is_refused_by_the_injected_clock() {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
             store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
         },
         PhaseOverrides {
             clock: Some(clock.clone()),

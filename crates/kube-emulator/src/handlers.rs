@@ -932,6 +932,9 @@ fn reviews(ctx: &Ctx) -> ApiResult<Response<Body>> {
     body["metadata"] = json!({"creationTimestamp": null});
     let status = match res.plural.as_str() {
         "tokenreviews" => {
+            ctx.app
+                .token_reviews
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let token = body["spec"]["token"].as_str().unwrap_or("");
             let wanted: Vec<String> = body["spec"]["audiences"]
                 .as_array()

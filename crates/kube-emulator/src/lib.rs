@@ -108,6 +108,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         recorder: Mutex::new(VecDeque::new()),
         shutdown: CancellationToken::new(),
         server: addr.to_string(),
+        token_reviews: Default::default(),
     });
     let mut objs = seed::base();
     if config.seed == Seed::Demo {
@@ -211,6 +212,13 @@ impl RunningEmulator {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// How many TokenReviews this emulator has answered since it started.
+    pub fn token_reviews(&self) -> u64 {
+        self.app
+            .token_reviews
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Forgets the recorded requests.

@@ -73,6 +73,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// `host:port` the server listens on.
     pub server: String,
+    /// TokenReviews handled so far (tests assert how many a gateway sent).
+    pub token_reviews: std::sync::atomic::AtomicU64,
 }
 
 impl App {

@@ -238,7 +238,7 @@ impl Approvals {
             .parse()
             .map_err(|_| GatewayError::Internal("stored method".into()))?;
         *req.uri_mut() = self.inner.upstream.uri_for(&path_and_query)?;
-        *req.headers_mut() = self.upstream_headers(approval, None);
+        *req.headers_mut() = self.upstream_headers(approval, None)?;
         let resp = self.inner.upstream.send(req).await?;
         let status = resp.status().as_u16();
         let content_type = resp
@@ -257,7 +257,11 @@ impl Approvals {
     /// The headers an approved request is sent with: the stored caller headers through the same
     /// hygiene as the data path, plus the requester's identity when impersonating.
     /// `accept` overrides the stored `Accept` (the reviewer view asks for JSON).
-    fn upstream_headers(&self, approval: &StoredApproval, accept: Option<&str>) -> HeaderMap {
+    fn upstream_headers(
+        &self,
+        approval: &StoredApproval,
+        accept: Option<&str>,
+    ) -> Result<HeaderMap, GatewayError> {
         let mut incoming = HeaderMap::new();
         for (name, value) in &approval.request.headers {
             if let (Ok(n), Ok(v)) = (
@@ -273,7 +277,19 @@ impl Approvals {
                 HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static("*/*")),
             );
         }
-        let identity = requester_identity(&approval.requester).impersonation_headers();
+        // Refused, never sent without them: missing Impersonate-* would run the request as the
+        // gateway itself.
+        let identity = if self.inner.settings.impersonate {
+            requester_identity(&approval.requester)
+                .impersonation_headers()
+                .map_err(|why| {
+                    GatewayError::Forbidden(format!(
+                        "the requester's identity cannot be passed to the Kubernetes API server: {why}"
+                    ))
+                })?
+        } else {
+            Vec::new()
+        };
         let peer = approval
             .requester
             .source
@@ -286,13 +302,9 @@ impl Approvals {
             peer,
             audit_id: &audit_id,
             upgrade: None,
-            identity: if self.inner.settings.impersonate {
-                &identity
-            } else {
-                &[]
-            },
+            identity: &identity,
         };
-        upstream_request_headers(&incoming, &ctx)
+        Ok(upstream_request_headers(&incoming, &ctx))
     }
 
     /// Sends an arbitrary read or dry run upstream for the reviewer view, as the requester.
@@ -306,7 +318,7 @@ impl Approvals {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
         *req.uri_mut() = self.inner.upstream.uri_for(path_and_query)?;
-        *req.headers_mut() = self.upstream_headers(approval, Some("application/json"));
+        *req.headers_mut() = self.upstream_headers(approval, Some("application/json"))?;
         let resp = self.inner.upstream.send(req).await?;
         let status = resp.status();
         let bytes = Limited::new(resp.into_body(), EXECUTE_RESPONSE_LIMIT)
@@ -413,7 +425,35 @@ impl Approvals {
                 .checked_add(jiff::SignedDuration::try_from(action.ttl).unwrap_or_default())
                 .unwrap_or(now),
         };
-        let (mut approval, attached) = store.create_or_attach(&new).await?;
+        // A retry of an executed request (a client that re-sends between two holds, or an
+        // agent that re-sends after `holdpoint wait`) gets the recorded answer while the
+        // approval's time to live lasts: the request is never applied twice.
+        let replay = match mode {
+            StoreMode::Execute => store
+                .list_approvals(&holdpoint_store::ApprovalFilter {
+                    binding_key: Some(new.request.binding_key(&identity.username)),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .next()
+                .filter(|a| {
+                    a.mode == StoreMode::Execute
+                        && matches!(
+                            a.state,
+                            ApprovalState::Executed
+                                | ApprovalState::Failed
+                                | ApprovalState::Unknown
+                        )
+                        && a.expires_at > now
+                }),
+            StoreMode::Grant => None,
+        };
+        let (mut approval, attached) = match replay {
+            Some(done) => (done, true),
+            None => store.create_or_attach(&new).await?,
+        };
         if attached {
             tracing::info!(approval = %approval.id, state = %approval.state, "identical request attached to its approval");
         } else {

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::Exchange;
@@ -27,11 +27,14 @@ impl From<UpstreamError> for GatewayError {
     }
 }
 
-/// Sends the request upstream and returns the response for the caller.
+/// Sends the request upstream and returns the response for the caller. `identity` holds the
+/// `Impersonate-*` headers the gateway sets (empty when it forwards as itself); the caller's own
+/// are always dropped by the header allow-list.
 pub async fn forward(
     upstream: &Upstream,
     masker: &dyn Masker,
     ex: &Exchange,
+    identity: &[(HeaderName, HeaderValue)],
     parts: Parts,
     upgrade: Option<HeaderValue>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -46,7 +49,7 @@ pub async fn forward(
         peer: ex.peer.ip(),
         audit_id: &ex.audit_id,
         upgrade: upgrade.clone(),
-        identity: &[],
+        identity,
     };
     let mut headers = upstream_request_headers(&parts.headers, &ctx);
     masker.prepare(ex, &mut headers);

@@ -92,6 +92,8 @@ pub struct Pipeline {
     pub recorder: Arc<dyn Recorder>,
     /// forward: the upstream API server
     pub upstream: Upstream,
+    /// forward: send the caller's identity as `Impersonate-*` headers (`upstream.impersonate`).
+    pub impersonate: bool,
     /// Body limits and timeouts.
     pub limits: Limits,
     /// Request metrics.
@@ -196,11 +198,20 @@ impl Pipeline {
             .begin(ex)
             .map_err(GatewayError::RecordFailed)?;
 
-        // forward
+        // forward: as the caller (impersonation) or as the gateway itself.
+        let identity_headers = match (&ex.identity, self.impersonate) {
+            (Some(identity), true) => identity.impersonation_headers().map_err(|why| {
+                GatewayError::Forbidden(format!(
+                    "the authenticated identity cannot be passed to the Kubernetes API server: {why}"
+                ))
+            })?,
+            _ => Vec::new(),
+        };
         let response = forward::forward(
             &self.upstream,
             self.masker.as_ref(),
             ex,
+            &identity_headers,
             parts,
             classified.upgrade,
             client_upgrade,

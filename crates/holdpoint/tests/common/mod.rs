@@ -31,6 +31,42 @@ pub async fn start() -> TestEnv {
     .await
 }
 
+/// Where the gateway's store lives in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the environment's data dir (the default).
+    Sqlite,
+    /// A fresh database on the PostgreSQL server `scripts/test.sh` starts
+    /// (`HOLDPOINT_TEST_POSTGRES_URL`; the test fails when it is unset).
+    Postgres,
+}
+
+impl Backend {
+    /// The store URL for a fresh test store on this backend (`None`: SQLite in the data dir).
+    pub async fn store_url(self) -> Option<String> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                holdpoint_store::testing::fresh_postgres_url()
+                    .await
+                    .expect("a PostgreSQL test database (scripts/test.sh starts the server)"),
+            ),
+        }
+    }
+}
+
+/// An allow-all environment whose gateway keeps its state in `backend`.
+pub async fn start_on(backend: Backend) -> TestEnv {
+    start_with(
+        backend.store_url().await,
+        holdpoint_gateway::PhaseOverrides {
+            decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// An environment with the given store (None: SQLite in the temp dir) and phase overrides;
 /// without a decider override it runs the embedded default policy.
 pub async fn start_with(
@@ -45,12 +81,53 @@ pub async fn start_with(
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
             store_url,
+            authentication: Default::default(),
+            impersonate: true,
         },
         overrides,
     )
     .await
     .expect("environment starts");
     TestEnv { env, dir }
+}
+
+/// An environment on the in-tree emulator (tests that mint tokens or count what the upstream
+/// received need it) with extra authenticators, the impersonation mode, and phase overrides
+/// (e.g. a manual clock).
+/// Policy allows everything unless `overrides` has a decider: these suites test identity.
+pub async fn start_custom(
+    authentication: holdpoint_gateway::config::AuthenticationConfig,
+    impersonate: bool,
+    mut overrides: holdpoint_gateway::PhaseOverrides,
+) -> TestEnv {
+    let dir = tempfile::tempdir().expect("tempdir");
+    overrides
+        .decider
+        .get_or_insert_with(|| Arc::new(holdpoint_gateway::phases::decide::AllowAll));
+    let env = Env::start_with(
+        EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: UpstreamChoice::Emulator,
+            store_url: None,
+            authentication,
+            impersonate,
+        },
+        overrides,
+    )
+    .await
+    .expect("environment starts");
+    TestEnv { env, dir }
+}
+
+/// Runs kubectl with `kubeconfig` in a blocking thread.
+pub async fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
+    let kubeconfig = kubeconfig.to_owned();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || kubectl_blocking(&kubeconfig, &args, None))
+        .await
+        .expect("kubectl thread")
 }
 
 /// True when the suite runs against the in-tree emulator (tests that inspect what the upstream

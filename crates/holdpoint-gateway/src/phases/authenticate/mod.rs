@@ -2,8 +2,10 @@
 //!
 //! Authenticators form a chain tried in order; the first that recognises the credential decides.
 //! An authenticator answers `Ok(None)` when the credential is not its kind, so the next one may
-//! try. This issue ships static bearer tokens (stored only as SHA-256 hashes, compared in constant
-//! time); OIDC, service-account tokens and client certificates plug in here.
+//! try. The chain, in order: client certificates (`client_certs.rs`; a verified certificate on the
+//! connection decides, as in the apiserver), static bearer tokens (`static_tokens.rs`, stored only
+//! as SHA-256 hashes, compared in constant time), OIDC, then service-account tokens
+//! (`service_accounts.rs`, checked by a cached TokenReview upstream).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +19,15 @@ use crate::identity::{Identity, Secret};
 use futures::future::BoxFuture;
 use http::HeaderMap;
 
+mod client_certs;
+mod jwt_crypto;
+mod oidc;
+pub mod service_accounts;
 mod static_tokens;
 
+pub use client_certs::{ClientCertificates, identity_from_der};
+pub use oidc::{FetchError, JwksFetcher, OidcAuthenticator, Refusal};
+pub use service_accounts::{ServiceAccounts, TokenReviewer, UpstreamReviewer};
 pub use static_tokens::{StaticTokens, token_sha256_hex};
 
 /// What the connection itself tells about the caller.
@@ -112,6 +121,9 @@ impl AuthChain {
     /// reach it lazily, so the gateway starts even while that party is down.
     pub fn from_config(config: &AuthenticationConfig, deps: &ChainDeps) -> Self {
         let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
+        if config.client_certificates.is_some() {
+            authenticators.push(Box::new(ClientCertificates));
+        }
         // Static tokens from the config and from the store (always on when there is a store:
         // `holdpoint token create` adds tokens without a restart).
         if !config.static_tokens.is_empty() || deps.store.is_some() {
@@ -120,6 +132,23 @@ impl AuthChain {
                 tokens = tokens.with_store(store.clone(), deps.clock.clone());
             }
             authenticators.push(Box::new(tokens));
+        }
+        // Service-account tokens come after OIDC: JWTs of a configured OIDC issuer are OIDC's.
+        if let Some(sa) = &config.service_accounts {
+            // When OIDC is configured: the issuers it validates (their tokens are not SA tokens).
+            let oidc_issuers: Vec<String> = Vec::new();
+            authenticators.push(Box::new(ServiceAccounts::new(
+                sa,
+                std::sync::Arc::new(UpstreamReviewer::new(deps.upstream.clone())),
+                deps.clock.clone(),
+                oidc_issuers,
+            )));
+        }
+        if !config.oidc.is_empty() {
+            authenticators.push(Box::new(OidcAuthenticator::new(
+                &config.oidc,
+                deps.clock.clone(),
+            )));
         }
         Self::new(authenticators)
     }
