@@ -230,6 +230,8 @@ fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> 
     let text = format!(
         "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
          listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n{store}",
+        // The operator commands must reach the same store as the gateway (PostgreSQL in tests
+        // that run on it).
         store = match &config.store.url {
             Some(url) => format!(
                 "store:\n  url: {}\n",

@@ -17,6 +17,36 @@ use holdpoint_gateway::clock::ManualClock;
 
 const NS: &str = "demo";
 
+/// Where the gateway's store lives in a test.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    /// SQLite in the environment's data dir.
+    Sqlite,
+    /// A fresh database on the server `scripts/test.sh` starts (`HOLDPOINT_TEST_POSTGRES_URL`;
+    /// the test fails when it is unset).
+    Postgres,
+}
+
+/// An allow-all environment (these tests are about authentication, not policy) on `backend`.
+async fn start_on(backend: Backend) -> common::TestEnv {
+    let store_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(
+            holdpoint_store::testing::fresh_postgres_url()
+                .await
+                .expect("a PostgreSQL test database"),
+        ),
+    };
+    common::start_with(
+        store_url,
+        PhaseOverrides {
+            decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 fn holdpoint(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_holdpoint"))
         .args(args)
@@ -58,16 +88,16 @@ fn refused_401(out: &Output) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn created_token_works_and_revoked_token_is_refused_within_the_cache_ttl() {
-    created_then_revoked(common::Backend::Sqlite).await;
+    created_then_revoked(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn created_token_works_and_revoked_token_is_refused_within_the_cache_ttl_on_postgres() {
-    created_then_revoked(common::Backend::Postgres).await;
+    created_then_revoked(Backend::Postgres).await;
 }
 
-async fn created_then_revoked(backend: common::Backend) {
-    let t = common::start_on(backend).await;
+async fn created_then_revoked(backend: Backend) {
+    let t = start_on(backend).await;
     let config = t.env.config_file.to_str().unwrap().to_owned();
     let token = holdpoint_ok(&[
         "token",
@@ -150,16 +180,16 @@ async fn created_then_revoked(backend: common::Backend) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_by_user_refuses_every_token_of_that_user() {
-    revoke_by_user(common::Backend::Sqlite).await;
+    revoke_by_user(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_by_user_refuses_every_token_of_that_user_on_postgres() {
-    revoke_by_user(common::Backend::Postgres).await;
+    revoke_by_user(Backend::Postgres).await;
 }
 
-async fn revoke_by_user(backend: common::Backend) {
-    let t = common::start_on(backend).await;
+async fn revoke_by_user(backend: Backend) {
+    let t = start_on(backend).await;
     let config = t.env.config_file.to_str().unwrap().to_owned();
     let create = |user: &str| {
         holdpoint_ok(&["token", "create", "--config", &config, "--user", user])
