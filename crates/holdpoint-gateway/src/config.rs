@@ -5,6 +5,7 @@
 //! [`Config::validate`], which checks what serde cannot (files exist, values in range, hashes well
 //! formed). The commented reference is `examples/holdpoint.yaml`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -154,6 +155,10 @@ pub struct AuthenticationConfig {
     /// TLS client certificates from a CA bundle (CN is the username, O entries the groups).
     #[serde(default)]
     pub client_certificates: Option<ClientCertificatesConfig>,
+    /// OIDC issuers whose bearer JWTs are accepted (several may be configured; a token is
+    /// matched to one by its `iss` claim).
+    #[serde(default)]
+    pub oidc: Vec<OidcIssuerConfig>,
 }
 
 /// Service-account tokens validated by the upstream's TokenReview API, with a bounded cache.
@@ -198,6 +203,168 @@ impl Default for ServiceAccountsConfig {
 pub struct ClientCertificatesConfig {
     /// PEM bundle of the CAs whose client certificates are accepted.
     pub ca_file: PathBuf,
+}
+
+/// The JWS algorithms an OIDC issuer may be allowed to use: asymmetric only (never `none`, never
+/// HMAC, which would let anyone holding the public key sign).
+pub const OIDC_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// One trusted OIDC issuer, configured like the apiserver's `--oidc-*` flags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuerConfig {
+    /// The issuer URL (`https://...`), compared exactly with the token's `iss` and the discovery
+    /// document's `issuer`. Discovery is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// The claim that holds the username.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// Prefix for usernames. When absent: `"<issuer>#"` unless `username_claim` is `email`
+    /// (apiserver semantics). `"-"` disables prefixing.
+    #[serde(default)]
+    pub username_prefix: Option<String>,
+    /// The claim that holds the groups (a string or an array of strings). No groups when absent.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Prefix for every group (only with `groups_claim`).
+    #[serde(default)]
+    pub groups_prefix: Option<String>,
+    /// The claim that holds the uid. The identity has no uid when absent.
+    #[serde(default)]
+    pub uid_claim: Option<String>,
+    /// Claims that must be present with exactly these string values.
+    #[serde(default)]
+    pub required_claims: BTreeMap<String, String>,
+    /// Allowed signing algorithms (from [`OIDC_ALGORITHMS`]).
+    #[serde(default = "default_oidc_algorithms")]
+    pub algorithms: Vec<String>,
+    /// PEM CA bundle that verifies the issuer's TLS certificate; the system roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Clock skew allowed for `exp`, `nbf` and `iat`.
+    #[serde(default = "default_oidc_leeway", deserialize_with = "de_duration")]
+    pub leeway: Duration,
+    /// The issuer's keys are fetched again on this schedule (once they were fetched at all).
+    #[serde(
+        default = "default_jwks_refresh_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub jwks_refresh_interval: Duration,
+    /// A token signed by an unknown key triggers a refresh at most this often, so a flood of
+    /// made-up key ids cannot hammer the issuer.
+    #[serde(
+        default = "default_jwks_min_refresh_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub jwks_min_refresh_interval: Duration,
+}
+
+fn default_username_claim() -> String {
+    "sub".into()
+}
+fn default_oidc_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_oidc_leeway() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_jwks_refresh_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_jwks_min_refresh_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl OidcIssuerConfig {
+    /// The username prefix in effect (apiserver rules for the default and `"-"`).
+    pub fn effective_username_prefix(&self) -> String {
+        match self.username_prefix.as_deref() {
+            Some("-") => String::new(),
+            Some(p) => p.to_owned(),
+            None if self.username_claim == "email" => String::new(),
+            None => format!("{}#", self.issuer),
+        }
+    }
+
+    fn problems(&self, i: usize, out: &mut Vec<String>) {
+        let at = format!("authentication.oidc[{i}]");
+        match self.issuer.parse::<http::Uri>() {
+            Ok(uri)
+                if uri.scheme_str() == Some("https")
+                    && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+                    && uri.query().is_none() => {}
+            _ => out.push(format!(
+                "{at}.issuer must be an https:// URL without user info or query"
+            )),
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
+            out.push(format!(
+                "{at}.audiences must list at least one non-empty audience"
+            ));
+        }
+        if self.username_claim.is_empty() {
+            out.push(format!("{at}.username_claim must not be empty"));
+        }
+        if matches!(&self.groups_claim, Some(c) if c.is_empty()) {
+            out.push(format!("{at}.groups_claim must not be empty"));
+        }
+        if self.groups_prefix.is_some() && self.groups_claim.is_none() {
+            out.push(format!("{at}.groups_prefix needs groups_claim"));
+        }
+        if matches!(&self.uid_claim, Some(c) if c.is_empty()) {
+            out.push(format!("{at}.uid_claim must not be empty"));
+        }
+        if self.required_claims.keys().any(String::is_empty) {
+            out.push(format!(
+                "{at}.required_claims must not have an empty claim name"
+            ));
+        }
+        if self.algorithms.is_empty() {
+            out.push(format!("{at}.algorithms must not be empty"));
+        }
+        for a in &self.algorithms {
+            if !OIDC_ALGORITHMS.contains(&a.as_str()) {
+                out.push(format!(
+                    "{at}.algorithms: {a:?} is not allowed (only {})",
+                    OIDC_ALGORITHMS.join(", ")
+                ));
+            }
+        }
+        if let Some(ca) = &self.ca_file {
+            match std::fs::read(ca) {
+                Ok(pem) => {
+                    use rustls_pki_types::CertificateDer;
+                    use rustls_pki_types::pem::PemObject;
+                    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+                    if !matches!(certs, Ok(c) if !c.is_empty()) {
+                        out.push(format!(
+                            "{at}.ca_file {} holds no PEM certificate",
+                            ca.display()
+                        ));
+                    }
+                }
+                Err(_) => out.push(format!(
+                    "{at}.ca_file {} is not a readable file",
+                    ca.display()
+                )),
+            }
+        }
+        if self.leeway > Duration::from_secs(300) {
+            out.push(format!("{at}.leeway must be at most 5m"));
+        }
+        if self.jwks_min_refresh_interval.is_zero() {
+            out.push(format!("{at}.jwks_min_refresh_interval must be positive"));
+        }
+        if self.jwks_refresh_interval < self.jwks_min_refresh_interval {
+            out.push(format!(
+                "{at}.jwks_refresh_interval must not be shorter than jwks_min_refresh_interval"
+            ));
+        }
+    }
 }
 
 /// One static bearer token: its hash and the identity it stands for.
@@ -375,6 +542,11 @@ impl Config {
             fix(&mut tls.cert_file);
             fix(&mut tls.key_file);
         }
+        for issuer in &mut self.authentication.oidc {
+            if let Some(ca) = &mut issuer.ca_file {
+                fix(ca);
+            }
+        }
         if let Some(cc) = &mut self.authentication.client_certificates {
             fix(&mut cc.ca_file);
         }
@@ -487,6 +659,18 @@ impl Config {
             && let Err(e) = crate::phases::decide::load_policy_file(file)
         {
             problems.push(format!("policy.file: {e}"));
+        }
+        for (i, issuer) in self.authentication.oidc.iter().enumerate() {
+            issuer.problems(i, &mut problems);
+            if self.authentication.oidc[..i]
+                .iter()
+                .any(|o| o.issuer == issuer.issuer)
+            {
+                problems.push(format!(
+                    "authentication.oidc[{i}].issuer {} is configured twice",
+                    issuer.issuer
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -652,5 +836,87 @@ mod tests {
         assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
         let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
         assert!(err.contains("fiel"), "{err}");
+    }
+
+    const OIDC_BASE: &str = "authentication:\n  oidc:\n    - issuer: https://idp.example\n      audiences: [holdpoint]\n";
+
+    #[test]
+    fn oidc_defaults_follow_the_apiserver() {
+        let c = Config::from_yaml(&format!("{MINIMAL}{OIDC_BASE}")).unwrap();
+        let o = &c.authentication.oidc[0];
+        assert_eq!(o.username_claim, "sub");
+        assert_eq!(o.algorithms, ["RS256"]);
+        assert_eq!(o.leeway, Duration::from_secs(30));
+        assert_eq!(o.jwks_refresh_interval, Duration::from_secs(3600));
+        assert_eq!(o.jwks_min_refresh_interval, Duration::from_secs(10));
+        assert_eq!(o.effective_username_prefix(), "https://idp.example#");
+        let mut email = o.clone();
+        email.username_claim = "email".into();
+        assert_eq!(email.effective_username_prefix(), "");
+        email.username_prefix = Some("-".into());
+        assert_eq!(email.effective_username_prefix(), "");
+        email.username_prefix = Some("oidc:".into());
+        assert_eq!(email.effective_username_prefix(), "oidc:");
+        let mut problems = Vec::new();
+        o.problems(0, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn the_reference_config_and_its_commented_oidc_block_parse() {
+        let example = include_str!("../../../examples/holdpoint.yaml");
+        Config::from_yaml(example).unwrap();
+        let block: String = example
+            .lines()
+            .skip_while(|l| *l != "  # oidc:")
+            .take_while(|l| l.starts_with("  #"))
+            .map(|l| format!("  {}\n", &l[4..]))
+            .collect();
+        let c = Config::from_yaml(&format!("{MINIMAL}authentication:\n{block}")).unwrap();
+        let o = &c.authentication.oidc[0];
+        assert_eq!(o.issuer, "https://login.example.com");
+        assert_eq!(o.effective_username_prefix(), "https://login.example.com#");
+        assert_eq!(o.groups_prefix.as_deref(), Some("oidc:"));
+        assert_eq!(o.required_claims["hd"], "example.com");
+        assert_eq!(o.jwks_min_refresh_interval, Duration::from_secs(10));
+        let mut problems = Vec::new();
+        o.problems(0, &mut problems);
+        assert_eq!(
+            problems.len(),
+            1,
+            "only the example ca_file is missing: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn oidc_validate_rejects_bad_values() {
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}authentication:\n  oidc:\n    - issuer: http://idp.example\n      audiences: []\n      username_claim: ''\n      groups_prefix: 'g:'\n      algorithms: [HS256, none, RS256]\n      ca_file: /nonexistent.pem\n      leeway: 1h\n      jwks_refresh_interval: 1s\n      jwks_min_refresh_interval: 10s\n    - issuer: http://idp.example\n      audiences: [a]\n      algorithms: []\n      jwks_min_refresh_interval: 0s\n"
+        ))
+        .unwrap();
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let text = problems.join("\n");
+        for needle in [
+            "oidc[0].issuer must be an https:// URL",
+            "oidc[0].audiences must list",
+            "oidc[0].username_claim must not be empty",
+            "oidc[0].groups_prefix needs groups_claim",
+            "\"HS256\" is not allowed",
+            "\"none\" is not allowed",
+            "oidc[0].ca_file /nonexistent.pem",
+            "oidc[0].leeway must be at most 5m",
+            "oidc[0].jwks_refresh_interval must not be shorter",
+            "oidc[1].algorithms must not be empty",
+            "oidc[1].jwks_min_refresh_interval must be positive",
+            "oidc[1].issuer http://idp.example is configured twice",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("\"RS256\" is not allowed"), "{text}");
+        let err = Config::from_yaml(&format!("{MINIMAL}{OIDC_BASE}      usernme_claim: x\n"))
+            .unwrap_err();
+        assert!(err.contains("usernme_claim"), "{err}");
     }
 }

@@ -110,10 +110,15 @@ pub struct MatchSpec {
     /// `pods/exec`, `pods/*`, `*/scale`, `*` (everything, subresources included). Globs allowed.
     #[serde(default)]
     pub resources: Option<Vec<String>>,
-    /// Namespace names or globs (`prod-*`); `""` matches cluster-scoped requests.
+    /// Namespace names or globs (`prod-*`); `""` matches requests without a namespace
+    /// (cluster-scoped objects, lists across all namespaces). A list/watch/deletecollection
+    /// without a namespace may touch every namespace: it matches any `namespaces` of a
+    /// deny/approve rule (fail closed).
     #[serde(default)]
     pub namespaces: Option<Vec<String>>,
-    /// Object names or globs. For `create`, the name in the body's `metadata.name`.
+    /// Object names or globs. For `create`, the name in the body's `metadata.name`. A
+    /// collection request, or a create whose name is unknown (no decodable body, `generateName`),
+    /// matches any `names` of a deny/approve rule and an allow rule's only if it lists `""`.
     #[serde(default)]
     pub names: Option<Vec<String>>,
     /// Non-resource paths or globs (`/logs`, `/debug/*`).

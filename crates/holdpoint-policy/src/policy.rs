@@ -8,7 +8,11 @@
 //! **Fail closed.** A CEL condition that cannot be evaluated (a missing field, a type error, no
 //! decoded body) and a change window whose time cannot be computed count as a *match* for
 //! `deny` and `approve` rules and as a *non-match* for `allow` rules: an error can make a
-//! request harder to get through, never easier.
+//! request harder to get through, never easier. The same holds for what a request may touch
+//! but does not name: a list/watch/deletecollection without a namespace matches every
+//! `namespaces` of a deny/approve rule, and a collection or a create whose body gives no name
+//! matches every `names` of a deny/approve rule; an allow rule matches them only if it lists
+//! `""`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -322,15 +326,33 @@ impl Matcher {
         {
             return Err(Key::Resources);
         }
-        if let Some(ns) = &self.namespaces
-            && !ns.matches(&info.namespace)
-        {
-            return Err(Key::Namespaces);
+        // A collection request without a namespace (list/watch/deletecollection across all
+        // namespaces, or of a cluster-scoped resource) and a request whose object name is not
+        // known (a collection, or a create whose body gives no name) may touch any namespace or
+        // name: they match a deny/approve rule's `namespaces`/`names`, and an allow rule's only
+        // when it lists `""` (fail closed).
+        let collection = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
+        if let Some(ns) = &self.namespaces {
+            let hit = if collection && info.namespace.is_empty() {
+                errors_match || ns.matches("")
+            } else {
+                ns.matches(&info.namespace)
+            };
+            if !hit {
+                return Err(Key::Namespaces);
+            }
         }
-        if let Some(names) = &self.names
-            && !names.matches(req.effective_name())
-        {
-            return Err(Key::Names);
+        if let Some(names) = &self.names {
+            let name = req.effective_name();
+            let unknown = name.is_empty() && (collection || info.verb == "create");
+            let hit = if unknown {
+                errors_match || names.matches("")
+            } else {
+                names.matches(name)
+            };
+            if !hit {
+                return Err(Key::Names);
+            }
         }
         if let Some(urls) = &self.non_resource_urls
             && !urls.matches(&info.path)

@@ -309,6 +309,13 @@ fn each_line_of_the_default_policy() {
             "legacy-proxy",
             Approve(1),
         ),
+        // connect subresources by name, whatever the resource
+        (
+            "POST",
+            "/api/v1/namespaces/default/widgets/x/exec?dryRun=All",
+            "streams-and-credentials",
+            Approve(1),
+        ),
         // dry runs of ordinary built-in resources
         (
             "POST",
@@ -446,6 +453,8 @@ fn each_line_of_the_default_policy() {
             "kube-system",
             Approve(2),
         ),
+        // a deletecollection across all namespaces may reach kube-system: quorum 2
+        ("DELETE", "/api/v1/pods", "kube-system", Approve(2)),
         // every other change: one reviewer
         (
             "POST",

@@ -749,3 +749,59 @@ fn the_default_policy_embedded_is_the_file() {
     );
     assert!(Policy::default_for_agents().len() >= 10);
 }
+
+#[test]
+fn requests_that_do_not_name_a_namespace_or_object_fail_closed() {
+    let p = policy(
+        "  - {name: no-prod-secrets, match: {resources: [secrets], namespaces: [prod]}, action: deny}\n  - {name: no-db-deletes, match: {verbs: [delete, deletecollection, create], names: [prod-db]}, action: deny}\n  - {name: web-only, match: {names: ['web-*'], verbs: [list, create]}, action: allow}\n  - {name: dev-only, match: {namespaces: [dev]}, action: allow}\n  - {name: cluster, match: {namespaces: ['']}, action: allow}\n",
+    );
+    // listing secrets across all namespaces includes prod's
+    assert_eq!(rule_of(&p, "GET", "/api/v1/secrets"), "no-prod-secrets");
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/secrets?watch=1"),
+        "no-prod-secrets"
+    );
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/prod/secrets/x"),
+        "no-prod-secrets"
+    );
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/dev/secrets/x"),
+        "dev-only"
+    );
+    // a get of one cluster-scoped object is not a collection
+    assert_eq!(rule_of(&p, "GET", "/api/v1/nodes/n1"), "cluster");
+    // deletecollection may delete prod-db
+    assert_eq!(
+        rule_of(&p, "DELETE", "/api/v1/namespaces/dev/pods"),
+        "no-db-deletes"
+    );
+    assert_eq!(
+        rule_of(&p, "DELETE", "/api/v1/namespaces/dev/pods/other"),
+        "dev-only"
+    );
+    // a create whose name is not known (no decodable body, generateName) may be prod-db
+    assert_eq!(
+        rule_of(&p, "POST", "/api/v1/namespaces/dev/pods"),
+        "no-db-deletes"
+    );
+    let named = |name: &str| Call {
+        object: Some(serde_json::json!({"metadata": {"name": name}})),
+        ..Call::default()
+    };
+    assert_eq!(
+        decide(&p, "POST", "/api/v1/namespaces/dev/pods", &named("web-1")).0,
+        "web-only"
+    );
+    assert_eq!(
+        decide(&p, "POST", "/api/v1/namespaces/dev/pods", &named("prod-db")).0,
+        "no-db-deletes"
+    );
+    // an allow rule's names do not cover a list of everything
+    let p = policy("  - {name: web-only, match: {names: ['web-*']}, action: allow}\n");
+    assert_eq!(rule_of(&p, "GET", "/api/v1/namespaces/dev/pods"), "default");
+    assert_eq!(
+        rule_of(&p, "GET", "/api/v1/namespaces/dev/pods/web-1"),
+        "web-only"
+    );
+}

@@ -922,6 +922,7 @@ pub(crate) async fn list_approvals(pool: &Pool, filter: &ApprovalFilter) -> Res<
     let sql = format!(
         "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ($1 IS NULL OR state = $1) \
          AND ($2 IS NULL OR requester_username = $2) AND ($3 IS NULL OR namespace = $3) \
+         AND ($5 IS NULL OR binding_key = $5) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let rows = sqlx::query(&sql)
@@ -929,6 +930,7 @@ pub(crate) async fn list_approvals(pool: &Pool, filter: &ApprovalFilter) -> Res<
         .bind(&filter.requester)
         .bind(&filter.namespace)
         .bind(i64::from(filter.limit.clamp(1, 1000)))
+        .bind(&filter.binding_key)
         .fetch_all(pool)
         .await?;
     rows.iter().map(approval_from_row).collect()

@@ -523,6 +523,8 @@ pub struct ApprovalFilter {
     pub requester: Option<String>,
     /// Only this namespace.
     pub namespace: Option<String>,
+    /// Only approvals of this request (see [`binding_key`]).
+    pub binding_key: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: u32,
 }
@@ -533,6 +535,7 @@ impl Default for ApprovalFilter {
             state: None,
             requester: None,
             namespace: None,
+            binding_key: None,
             limit: 100,
         }
     }

@@ -874,6 +874,19 @@ async fn list_filters_and_orders_newest_first(db: TestDb) -> Result<()> {
         .await?;
     assert_eq!(dev.len(), 1);
     assert_eq!(dev[0].id, ids[4]);
+    let same_request = store
+        .list_approvals(&ApprovalFilter {
+            binding_key: Some(dev[0].binding_key.clone()),
+            ..Default::default()
+        })
+        .await?;
+    assert_eq!(
+        same_request
+            .iter()
+            .map(|a| a.id.clone())
+            .collect::<Vec<_>>(),
+        [ids[4].clone()]
+    );
     let two = store
         .list_approvals(&ApprovalFilter {
             limit: 2,

@@ -17,12 +17,12 @@ use crate::kubeconfig::ADMIN_SERVER_EXTENSION;
 /// How to reach the reviewer API.
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
-    /// Kubeconfig with the caller's credential for the gateway.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: PathBuf,
+    /// Kubeconfig with the caller's credential for the gateway (default: `~/.kube/config`).
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<PathBuf>,
     /// The admin listener's URL (default: from the kubeconfig's `holdpoint.dev/admin-server`
     /// cluster extension).
-    #[arg(long, env = "HOLDPOINT_ADMIN_URL")]
+    #[arg(long, env = "HOLDPOINT_ADMIN_URL", global = true)]
     pub admin_url: Option<String>,
 }
 
@@ -110,14 +110,20 @@ impl std::fmt::Debug for ApiClient {
 impl ApiClient {
     /// A client with the kubeconfig's credential, aimed at the admin listener.
     pub async fn new(args: &ApiArgs) -> anyhow::Result<Self> {
-        let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-            .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+        let path = match &args.kubeconfig {
+            Some(p) => p.clone(),
+            None => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".kube/config"))
+                .context("no --kubeconfig, no KUBECONFIG and no HOME")?,
+        };
+        let kc = kube::config::Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let admin = match &args.admin_url {
             Some(u) => u.clone(),
             None => admin_server_of(&kc).with_context(|| {
                 format!(
                     "{} names no admin server: pass --admin-url or set HOLDPOINT_ADMIN_URL",
-                    args.kubeconfig.display()
+                    path.display()
                 )
             })?,
         };

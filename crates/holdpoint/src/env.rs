@@ -89,6 +89,16 @@ impl Env {
         options: EnvOptions,
         overrides: PhaseOverrides,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(options, overrides, |_| {}).await
+    }
+
+    /// Starts everything; `adjust` changes the gateway's config before it is validated and used
+    /// (tests add authenticators this way, e.g. OIDC issuers).
+    pub async fn start_configured(
+        options: EnvOptions,
+        overrides: PhaseOverrides,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = &options.dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (emulator, upstream_kubeconfig) = match &options.upstream {
@@ -111,7 +121,7 @@ impl Env {
             .clock
             .clone()
             .unwrap_or_else(|| std::sync::Arc::new(SystemClock));
-        let config = Config {
+        let mut config = Config {
             listen: options.listen,
             admin_listen: options.admin_listen,
             data_dir: dir.join("data"),
@@ -134,6 +144,7 @@ impl Env {
                 url: options.store_url.clone(),
             },
         };
+        adjust(&mut config);
         config.validate()?;
         let gateway = holdpoint_gateway::start_with(config.clone(), overrides)
             .await
@@ -157,10 +168,12 @@ impl Env {
         let (agent_token, _) = tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-agent", "agents"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &agent_kubeconfig,
             clock.now(),
         )
@@ -168,10 +181,12 @@ impl Env {
         tokens::write_token_kubeconfig(
             gateway.store(),
             &spec("demo-admin", "reviewers"),
-            &server,
-            gateway.ca_pem(),
-            ns,
-            &admin_server,
+            tokens::Target {
+                server: &server,
+                admin_server: &admin_server,
+                ca_pem: gateway.ca_pem(),
+                namespace: ns,
+            },
             &admin_kubeconfig,
             clock.now(),
         )
@@ -214,7 +229,14 @@ fn write_config_file(path: &Path, config: &Config, gateway: &RunningGateway) -> 
     };
     let text = format!(
         "# Written by holdpoint for this environment; the gateway runs in the demo process.\n\
-         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n",
+         listen: {listen}\nadmin_listen: {admin}\ndata_dir: {data}\nupstream:\n  kubeconfig: {kc}\n{store}",
+        store = match &config.store.url {
+            Some(url) => format!(
+                "store:\n  url: {}\n",
+                serde_json::to_string(url).unwrap_or_default()
+            ),
+            None => String::new(),
+        },
         listen = gateway.addr(),
         admin = gateway.admin_addr(),
         data = q(&config.data_dir),

@@ -59,15 +59,25 @@ pub async fn issue(
     Ok((token, stored))
 }
 
-/// Creates a token for `spec` and writes (mode 0600) a kubeconfig that reaches `server` (the
-/// gateway, trusted through `ca_pem`) with it. Returns the token and what was stored.
+/// Where a written kubeconfig points: the gateway, its CA, its admin listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The gateway's data-path URL.
+    pub server: &'a str,
+    /// The admin listener's URL (the reviewer API), written as a cluster extension.
+    pub admin_server: &'a str,
+    /// The CA that signed the gateway's serving certificate.
+    pub ca_pem: &'a str,
+    /// The context's default namespace.
+    pub namespace: Option<&'a str>,
+}
+
+/// Creates a token for `spec` and writes (mode 0600) a kubeconfig that reaches `target` with
+/// it. Returns the token and what was stored.
 pub async fn write_token_kubeconfig(
     store: &Store,
     spec: &TokenSpec,
-    server: &str,
-    ca_pem: &str,
-    namespace: Option<&str>,
-    admin_server: &str,
+    target: Target<'_>,
     out: &Path,
     now: Timestamp,
 ) -> anyhow::Result<(String, StoredToken)> {
@@ -75,8 +85,14 @@ pub async fn write_token_kubeconfig(
     kubeconfig::write_private(
         out,
         &kubeconfig::with_admin_server(
-            &kubeconfig::for_token(server, ca_pem, &spec.user, &token, namespace),
-            admin_server,
+            &kubeconfig::for_token(
+                target.server,
+                target.ca_pem,
+                &spec.user,
+                &token,
+                target.namespace,
+            ),
+            target.admin_server,
         ),
     )
     .with_context(|| format!("writing {}", out.display()))?;

@@ -1,7 +1,8 @@
 //! Stored static tokens end to end: the `holdpoint token` and `holdpoint kubeconfig` commands
 //! (the real binary) against a running gateway, used by real kubectl. A created token works, a
 //! revoked one is refused (401) within the cache lifetime, an expired one is refused (injected
-//! clock), and the kubeconfig the command writes works as it is.
+//! clock), and the kubeconfig the command writes works as it is. The token tests run with the
+//! gateway's store on SQLite and on PostgreSQL.
 
 mod common;
 
@@ -57,7 +58,16 @@ fn refused_401(out: &Output) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn created_token_works_and_revoked_token_is_refused_within_the_cache_ttl() {
-    let t = common::start().await;
+    created_then_revoked(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn created_token_works_and_revoked_token_is_refused_within_the_cache_ttl_on_postgres() {
+    created_then_revoked(common::Backend::Postgres).await;
+}
+
+async fn created_then_revoked(backend: common::Backend) {
+    let t = common::start_on(backend).await;
     let config = t.env.config_file.to_str().unwrap().to_owned();
     let token = holdpoint_ok(&[
         "token",
@@ -140,7 +150,16 @@ async fn created_token_works_and_revoked_token_is_refused_within_the_cache_ttl()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_by_user_refuses_every_token_of_that_user() {
-    let t = common::start().await;
+    revoke_by_user(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_by_user_refuses_every_token_of_that_user_on_postgres() {
+    revoke_by_user(common::Backend::Postgres).await;
+}
+
+async fn revoke_by_user(backend: common::Backend) {
+    let t = common::start_on(backend).await;
     let config = t.env.config_file.to_str().unwrap().to_owned();
     let create = |user: &str| {
         holdpoint_ok(&["token", "create", "--config", &config, "--user", user])

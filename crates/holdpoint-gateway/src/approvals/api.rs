@@ -180,6 +180,7 @@ async fn list(
         requester: q.requester,
         namespace: q.namespace,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        ..Default::default()
     };
     let items: Vec<Value> = state
         .approvals
@@ -441,9 +442,8 @@ async fn wait(
             a = state.approvals.execute(&a.id).await?;
             continue;
         }
-        let settled = !matches!(a.state, ApprovalState::Pending | ApprovalState::Executing)
-            && !(a.state == ApprovalState::Approved
-                && a.mode == holdpoint_store::ApprovalMode::Execute);
+        // (approved `execute` approvals were just executed above)
+        let settled = !matches!(a.state, ApprovalState::Pending | ApprovalState::Executing);
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if settled || remaining.is_zero() {
             break;

@@ -425,7 +425,35 @@ impl Approvals {
                 .checked_add(jiff::SignedDuration::try_from(action.ttl).unwrap_or_default())
                 .unwrap_or(now),
         };
-        let (mut approval, attached) = store.create_or_attach(&new).await?;
+        // A retry of an executed request (a client that re-sends between two holds, or an
+        // agent that re-sends after `holdpoint wait`) gets the recorded answer while the
+        // approval's time to live lasts: the request is never applied twice.
+        let replay = match mode {
+            StoreMode::Execute => store
+                .list_approvals(&holdpoint_store::ApprovalFilter {
+                    binding_key: Some(new.request.binding_key(&identity.username)),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .next()
+                .filter(|a| {
+                    a.mode == StoreMode::Execute
+                        && matches!(
+                            a.state,
+                            ApprovalState::Executed
+                                | ApprovalState::Failed
+                                | ApprovalState::Unknown
+                        )
+                        && a.expires_at > now
+                }),
+            StoreMode::Grant => None,
+        };
+        let (mut approval, attached) = match replay {
+            Some(done) => (done, true),
+            None => store.create_or_attach(&new).await?,
+        };
         if attached {
             tracing::info!(approval = %approval.id, state = %approval.state, "identical request attached to its approval");
         } else {

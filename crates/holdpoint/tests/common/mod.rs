@@ -31,6 +31,42 @@ pub async fn start() -> TestEnv {
     .await
 }
 
+/// Where the gateway's store lives in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the environment's data dir (the default).
+    Sqlite,
+    /// A fresh database on the PostgreSQL server `scripts/test.sh` starts
+    /// (`HOLDPOINT_TEST_POSTGRES_URL`; the test fails when it is unset).
+    Postgres,
+}
+
+impl Backend {
+    /// The store URL for a fresh test store on this backend (`None`: SQLite in the data dir).
+    pub async fn store_url(self) -> Option<String> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                holdpoint_store::testing::fresh_postgres_url()
+                    .await
+                    .expect("a PostgreSQL test database (scripts/test.sh starts the server)"),
+            ),
+        }
+    }
+}
+
+/// An allow-all environment whose gateway keeps its state in `backend`.
+pub async fn start_on(backend: Backend) -> TestEnv {
+    start_with(
+        backend.store_url().await,
+        holdpoint_gateway::PhaseOverrides {
+            decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// An environment with the given store (None: SQLite in the temp dir) and phase overrides;
 /// without a decider override it runs the embedded default policy.
 pub async fn start_with(

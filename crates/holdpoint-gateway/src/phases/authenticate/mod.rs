@@ -20,10 +20,13 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 
 mod client_certs;
+mod jwt_crypto;
+mod oidc;
 pub mod service_accounts;
 mod static_tokens;
 
 pub use client_certs::{ClientCertificates, identity_from_der};
+pub use oidc::{FetchError, JwksFetcher, OidcAuthenticator, Refusal};
 pub use service_accounts::{ServiceAccounts, TokenReviewer, UpstreamReviewer};
 pub use static_tokens::{StaticTokens, token_sha256_hex};
 
@@ -139,6 +142,12 @@ impl AuthChain {
                 std::sync::Arc::new(UpstreamReviewer::new(deps.upstream.clone())),
                 deps.clock.clone(),
                 oidc_issuers,
+            )));
+        }
+        if !config.oidc.is_empty() {
+            authenticators.push(Box::new(OidcAuthenticator::new(
+                &config.oidc,
+                deps.clock.clone(),
             )));
         }
         Self::new(authenticators)
