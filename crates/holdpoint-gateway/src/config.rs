@@ -36,13 +36,13 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     /// Where state lives (stored tokens, the freeze, approvals).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub store: StoreConfig,
     /// The admin listener's reviewer API: who administers, and its URL as callers see it.
     #[serde(default)]
     pub admin: AdminConfig,
     /// Which policy decides allow, deny or hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub policy: PolicyConfig,
 }
 
@@ -455,6 +455,16 @@ fn default_handshake_timeout() -> Duration {
 }
 fn default_upstream_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+/// A section whose keys are all commented out (`store:` followed only by comments) is YAML
+/// `null`: read it as the section's defaults.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Parses `"10s"`, `"1m 30s"`, `"PT10S"` (jiff's friendly and ISO 8601 formats).

@@ -1,8 +1,8 @@
 //! The compiled policy: validation of a [`PolicyFile`], the matcher built from it, evaluation
 //! (first matching rule wins) and [`Policy::explain`].
 //!
-//! Evaluation checks the cheap keys first (scope, verbs, mutating, dry run, groups, resources,
-//! namespaces, names, URLs, subjects) and only then the time windows and CEL conditions, so a
+//! Evaluation checks the cheap keys first (scope, verbs, mutating, dry run, namespaces, groups,
+//! resources, names, URLs, subjects) and only then the time windows and CEL conditions, so a
 //! long policy costs a few comparisons per rule that cannot match.
 //!
 //! **Fail closed.** A CEL condition that cannot be evaluated (a missing field, a type error, no
@@ -314,6 +314,20 @@ impl Matcher {
         if self.dry_run.is_some_and(|d| d != req.dry_run) {
             return Err(Key::DryRun);
         }
+        // Namespaces early: in multi-team policies they rule out most rules. A collection
+        // request without a namespace may touch every namespace (see the module docs).
+        if let Some(ns) = &self.namespaces {
+            let hit = if info.namespace.is_empty()
+                && matches!(info.verb.as_str(), "list" | "watch" | "deletecollection")
+            {
+                errors_match || ns.matches("")
+            } else {
+                ns.matches(&info.namespace)
+            };
+            if !hit {
+                return Err(Key::Namespaces);
+            }
+        }
         if let Some(groups) = &self.api_groups
             && !groups.iter().any(|g| **g == *info.api_group)
         {
@@ -326,25 +340,13 @@ impl Matcher {
         {
             return Err(Key::Resources);
         }
-        // A collection request without a namespace (list/watch/deletecollection across all
-        // namespaces, or of a cluster-scoped resource) and a request whose object name is not
-        // known (a collection, or a create whose body gives no name) may touch any namespace or
-        // name: they match a deny/approve rule's `namespaces`/`names`, and an allow rule's only
-        // when it lists `""` (fail closed).
-        let collection = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
-        if let Some(ns) = &self.namespaces {
-            let hit = if collection && info.namespace.is_empty() {
-                errors_match || ns.matches("")
-            } else {
-                ns.matches(&info.namespace)
-            };
-            if !hit {
-                return Err(Key::Namespaces);
-            }
-        }
+        // A request whose object name is not known (a collection, or a create whose body gives
+        // no name) may touch any name: it matches a deny/approve rule's `names`, and an allow
+        // rule's only when it lists `""` (fail closed).
+        let collection = || matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
         if let Some(names) = &self.names {
             let name = req.effective_name();
-            let unknown = name.is_empty() && (collection || info.verb == "create");
+            let unknown = name.is_empty() && (info.verb == "create" || collection());
             let hit = if unknown {
                 errors_match || names.matches("")
             } else {

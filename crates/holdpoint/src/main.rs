@@ -188,8 +188,12 @@ enum PolicyCommand {
     /// Validate a policy file (exit code 0 when it is valid).
     Check {
         /// The policy file (see examples/policy.yaml).
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Or: the gateway config whose `policy.file` to check (the embedded default policy
+        /// when it has none).
         #[arg(long)]
-        file: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Show which rule a request meets and why, without sending anything:
     /// `explain --as USER [--group G]... -- VERB RESOURCE [NAME] [-n NS]` or
@@ -231,9 +235,20 @@ enum PolicyCommand {
 fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     use holdpoint::policy_cmd;
     match command {
-        PolicyCommand::Check { file } => {
-            let policy = policy_cmd::load(Some(&file))?;
-            println!("policy ok: {} rules", policy.len());
+        PolicyCommand::Check { file, config } => {
+            let file = match (file, config) {
+                (Some(file), _) => Some(file),
+                (None, Some(config)) => holdpoint_gateway::Config::load(&config)?.policy.file,
+                (None, None) => None,
+            };
+            let policy = policy_cmd::load(file.as_deref())?;
+            match &file {
+                Some(f) => println!("policy ok: {} rules ({})", policy.len(), f.display()),
+                None => println!(
+                    "policy ok: {} rules (the embedded default policy)",
+                    policy.len()
+                ),
+            }
         }
         PolicyCommand::Explain {
             file,
@@ -539,7 +554,7 @@ fn print_demo_help(env: &Env, dir: &std::path::Path) {
     let agent = env.agent_kubeconfig.display();
     let admin = env.admin_kubeconfig.display();
     println!(
-        "Holdpoint demo is running.\n\n  gateway:  {url}\n  admin:    https://{admin_addr} (/healthz, /readyz, /metrics)\n  files:    {dir}\n\nIn another terminal, act as the AI agent:\n\n  export KUBECONFIG={agent}\n  kubectl get pods,deploy,svc,cm,secrets\n  kubectl logs web-0\n  kubectl exec web-0 -- env\n  kubectl scale deployment web --replicas=3\n  kubectl create configmap hello --from-literal=greeting=hi\n\nor as the human reviewer: export KUBECONFIG={admin}\n\nMore kubeconfigs and tokens (stored; revoke with `holdpoint token revoke`):\n\n  holdpoint kubeconfig --config {config} --user my-agent --group agents --ttl 8h --out my-agent.kubeconfig\n  holdpoint token list --config {config}\n\nPress Ctrl-C to stop.",
+        "Holdpoint demo is running (default policy for AI agents: reads pass, changes wait for a reviewer).\n\n  gateway:  {url}\n  admin:    https://{admin_addr} (reviewer API: /v1/approvals, /openapi.json; /healthz, /metrics)\n  files:    {dir}\n\nIn another terminal, act as the AI agent:\n\n  export KUBECONFIG={agent}\n  kubectl get pods,deploy,svc,cm,secrets\n  kubectl logs web-0\n  kubectl scale deployment web --replicas=3      # held until a reviewer decides\n\nIn a third, as the human reviewer:\n\n  export KUBECONFIG={admin}\n  holdpoint approvals list\n  holdpoint approvals show ID\n  holdpoint approvals approve ID                 # or: deny ID --reason \"...\"\n  holdpoint freeze on --reason \"incident\"        # and: holdpoint freeze off\n\nMore kubeconfigs and tokens (stored; revoke with `holdpoint token revoke`):\n\n  holdpoint kubeconfig --config {config} --user my-agent --group agents --ttl 8h --out my-agent.kubeconfig\n  holdpoint token list --config {config}\n\nPress Ctrl-C to stop.",
         url = env.gateway.url(),
         admin_addr = env.gateway.admin_addr(),
         dir = dir.display(),

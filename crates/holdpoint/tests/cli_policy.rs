@@ -34,6 +34,10 @@ fn check_exits_zero_for_a_valid_file_and_nonzero_with_the_line_for_a_bad_one() {
     assert!(stderr.contains("resourcez"), "{stderr}");
     assert!(stderr.contains("line 3"), "{stderr}");
 
+    // without --file or --config: a usage error
+    let out = holdpoint(&["policy", "check"]);
+    assert!(!out.status.success());
+
     // the shipped reference policy is valid
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy.yaml");
     let out = holdpoint(&["policy", "check", "--file", example]);
@@ -127,4 +131,32 @@ fn explain_prints_the_rules_tried_and_the_decision() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("decision: DENY"), "{stdout}");
+}
+
+#[test]
+fn check_reads_the_policy_file_named_by_a_gateway_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), "").unwrap();
+    let config = dir.path().join("holdpoint.yaml");
+    std::fs::write(
+        &config,
+        "data_dir: data\nupstream:\n  kubeconfig: kubeconfig\npolicy:\n  file: policy.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "rules:\n  - {name: a, action: allow}\n  - {name: b, action: allow}\ndefault: {action: deny}\n",
+    )
+    .unwrap();
+    let out = holdpoint(&["policy", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("policy ok: 2 rules"));
+
+    std::fs::write(dir.path().join("policy.yaml"), "rules: []\n").unwrap();
+    let out = holdpoint(&["policy", "check", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("default"),
+        "{out:?}"
+    );
 }

@@ -683,6 +683,280 @@ async fn exec_is_held_like_any_mutation(backend: Backend) {
     s.t.env.shutdown().await;
 }
 
+/// A gateway run as a separate `holdpoint serve` process, so a test can kill it with SIGKILL.
+struct Process {
+    child: tokio::process::Child,
+    config: PathBuf,
+    addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    ca_pem: String,
+}
+
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Process {
+    async fn start(config: &Path, addr: std::net::SocketAddr, admin: std::net::SocketAddr) -> Self {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_holdpoint"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("HOLDPOINT_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("holdpoint serve starts");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(admin).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ca = config.parent().unwrap().join("data/tls/ca.crt");
+        // Listening is not serving: the admin listener answers only once start-up (crash
+        // recovery included) is done.
+        let ready = common::raw_request(
+            admin,
+            &std::fs::read_to_string(&ca).unwrap(),
+            b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(ready.status, 200);
+        Self {
+            child,
+            config: config.to_owned(),
+            addr,
+            admin,
+            ca_pem: std::fs::read_to_string(ca).unwrap(),
+        }
+    }
+
+    async fn kill9(mut self) -> (PathBuf, std::net::SocketAddr, std::net::SocketAddr) {
+        self.child.start_kill().unwrap(); // SIGKILL
+        self.child.wait().await.unwrap();
+        (self.config, self.addr, self.admin)
+    }
+}
+
+fn create_request(name: &str, token: &str) -> Vec<u8> {
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"demo"}},"data":{{"a":"b"}}}}"#
+    );
+    format!(
+        "POST /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn a_crash_keeps_pending_approvals_and_never_resends_an_executing_one(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = kube_emulator::start(kube_emulator::EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: kube_emulator::Seed::Demo,
+        admin_token: None,
+    })
+    .await
+    .unwrap();
+    let upstream = dir.path().join("upstream.kubeconfig");
+    emulator.write_kubeconfig(&upstream).unwrap();
+    let (agent, reviewer) = ("agent-token-crash-test", "reviewer-token-crash-test");
+    let sha = holdpoint_gateway::phases::authenticate::token_sha256_hex;
+    let url = store_url(backend).await.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            dir.path().join("data/holdpoint.db").display()
+        )
+    });
+    let (addr, admin) = (free_port(), free_port());
+    let config = dir.path().join("holdpoint.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: {addr}\nadmin_listen: {admin}\ndata_dir: {data:?}\nupstream:\n  kubeconfig: {up:?}\n\
+             store:\n  url: {url:?}\npolicy:\n  file: {policy:?}\nadmin:\n  groups: [reviewers]\n\
+             authentication:\n  static_tokens:\n    - sha256: {a}\n      user: crash-agent\n      groups: [agents]\n\
+             \x20   - sha256: {r}\n      user: crash-reviewer\n      groups: [reviewers]\n",
+            data = dir.path().join("data").display().to_string(),
+            up = upstream.display().to_string(),
+            policy = policy_file().display().to_string(),
+            a = sha(agent),
+            r = sha(reviewer),
+        ),
+    )
+    .unwrap();
+    let gw = Process::start(&config, addr, admin).await;
+
+    // Held: the agent gets the pending answer naming the approval.
+    let resp = common::raw_request(gw.addr, &gw.ca_pem, &create_request("survives", agent)).await;
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    let store = holdpoint_store::Store::open(&url).await.unwrap();
+    let pending = store
+        .list_approvals(&ApprovalFilter {
+            state: Some(ApprovalState::Pending),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    let survivor = pending[0].id.clone();
+    assert!(resp.body.contains(&survivor), "{}", resp.body);
+    // A second held request, to be left `executing` by a crash.
+    let resp = common::raw_request(gw.addr, &gw.ca_pem, &create_request("in-flight", agent)).await;
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    let in_flight = store
+        .list_approvals(&ApprovalFilter {
+            state: Some(ApprovalState::Pending),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id != survivor)
+        .unwrap()
+        .id;
+
+    let ca_pem = gw.ca_pem.clone();
+    let (config, addr, admin) = gw.kill9().await;
+    // What a crash between "executing" and the upstream's answer leaves behind: the approval
+    // marked executing by an instance that is gone.
+    let now = jiff::Timestamp::now();
+    let voter = holdpoint_store::Voter {
+        username: "crash-reviewer".into(),
+        groups: vec!["reviewers".into()],
+    };
+    store
+        .vote(
+            &in_flight,
+            &voter,
+            holdpoint_store::Decision::Approve,
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .begin_execute(&in_flight, "holdpoint-dead", now)
+            .await
+            .unwrap()
+    );
+
+    let gw = Process::start(&config, addr, admin).await;
+    assert_eq!(gw.ca_pem, ca_pem, "the CA is reused after a restart");
+    // The executing one is `unknown` and was never sent.
+    let a = store.get_approval(&in_flight).await.unwrap().unwrap();
+    assert_eq!(a.state, ApprovalState::Unknown);
+    // The pending one survived and can be decided through the restarted gateway.
+    assert_eq!(
+        store.get_approval(&survivor).await.unwrap().unwrap().state,
+        ApprovalState::Pending
+    );
+    let kubeconfig = dir.path().join("reviewer.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        holdpoint::kubeconfig::with_admin_server(
+            &holdpoint::kubeconfig::for_token(
+                &format!("https://{addr}"),
+                &ca_pem,
+                "reviewer",
+                reviewer,
+                None,
+            ),
+            &format!("https://{admin}"),
+        ),
+    )
+    .unwrap();
+    let api = ApiClient::new(&ApiArgs {
+        kubeconfig: Some(kubeconfig),
+        admin_url: None,
+    })
+    .await
+    .unwrap();
+    let voted = api
+        .post(&format!("/v1/approvals/{survivor}/approve"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(voted["state"], "executed", "{voted:#}");
+    let creates: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path == "/api/v1/namespaces/demo/configmaps"
+                && !r.query.as_deref().unwrap_or("").contains("dryRun")
+        })
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        creates.len(),
+        1,
+        "only the approved survivor was sent: {creates:?}"
+    );
+    assert!(
+        emulator
+            .get("v1", "ConfigMap", "demo", "survives")
+            .is_some()
+    );
+    assert!(
+        emulator
+            .get("v1", "ConfigMap", "demo", "in-flight")
+            .is_none()
+    );
+    // Even re-sending the in-flight request gets the `unknown` answer, not a second send.
+    let resp = common::raw_request(addr, &ca_pem, &create_request("in-flight", agent)).await;
+    assert_eq!(resp.status, 409, "{}", resp.body);
+    assert!(resp.body.contains("unknown"), "{}", resp.body);
+    assert!(
+        emulator
+            .get("v1", "ConfigMap", "demo", "in-flight")
+            .is_none()
+    );
+    gw.kill9().await;
+    store.close().await;
+    emulator.shutdown().await;
+}
+
+async fn an_undecided_request_ends_with_the_whole_message_within_the_budget(backend: Backend) {
+    let s = setup(backend, None).await;
+    let started = std::time::Instant::now();
+    let out =
+        s.t.kubectl(&[
+            "create",
+            "configmap",
+            "undecided",
+            "-n",
+            "demo",
+            "--from-literal=a=b",
+        ])
+        .await;
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    let id = s.pending(1).await[0].id.clone();
+    // Everything an agent needs is in the message (tools drop every other Status field).
+    for needle in [
+        id.as_str(),
+        "group reviewers",
+        "/v1/approvals/",
+        "holdpoint wait",
+        "never applied twice",
+    ] {
+        assert!(msg.contains(needle), "{needle:?} missing from {msg}");
+    }
+    // client-go retried the 429 by itself (11 attempts x 2 s hold + 10 x 1 s Retry-After) and
+    // gave up well inside an agent's 120 s tool timeout.
+    assert!(
+        took >= Duration::from_secs(25) && took < Duration::from_secs(60),
+        "kubectl took {took:?}"
+    );
+    s.t.env.shutdown().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -715,4 +989,6 @@ on_both_stores!(
     the_change_window_denies_outside_and_allows_inside,
     freeze_on_denies_every_change_and_off_restores_the_policy,
     exec_is_held_like_any_mutation,
+    a_crash_keeps_pending_approvals_and_never_resends_an_executing_one,
+    an_undecided_request_ends_with_the_whole_message_within_the_budget,
 );

@@ -72,15 +72,24 @@ async fn gateway_in_front_of(addr: std::net::SocketAddr) -> (Env, tempfile::Temp
         ),
     )
     .unwrap();
-    let env = Env::start(EnvOptions {
-        dir: dir.path().join("gw"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: UpstreamChoice::Kubeconfig(kubeconfig),
-        store_url: None,
-        authentication: Default::default(),
-        impersonate: true,
-    })
+    // Allow-all: these tests are about what the forward phase does with hostile answers.
+    let env = Env::start_with(
+        EnvOptions {
+            dir: dir.path().join("gw"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: UpstreamChoice::Kubeconfig(kubeconfig),
+            store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
+        },
+        holdpoint_gateway::PhaseOverrides {
+            decider: Some(std::sync::Arc::new(
+                holdpoint_gateway::phases::decide::AllowAll,
+            )),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     (env, dir)

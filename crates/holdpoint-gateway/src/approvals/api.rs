@@ -371,6 +371,18 @@ async fn vote(
     {
         // Sent at once from here; the waiting caller (if any) reads the stored answer.
         approval = state.approvals.execute(&approval.id).await?;
+        if approval.state == ApprovalState::Executing {
+            // Someone else (the waiting caller, the sweeper) won the send: show its outcome.
+            approval = state
+                .approvals
+                .store()
+                .wait_for_change(
+                    &approval.id,
+                    ApprovalState::Executing,
+                    Duration::from_secs(30),
+                )
+                .await?;
+        }
     }
     let mut out = summary_json(&approval);
     out["counted"] = result.counted.into();
