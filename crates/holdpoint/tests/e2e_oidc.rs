@@ -171,7 +171,12 @@ async fn setup() -> Setup {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             upstream: UpstreamChoice::from_env(),
             store_url: None,
-            authentication: Default::default(),
+            // Service-account tokens on too: JWTs of a configured OIDC issuer must stay OIDC's
+            // (never a TokenReview), others still get one.
+            authentication: holdpoint_gateway::config::AuthenticationConfig {
+                service_accounts: Some(Default::default()),
+                ..Default::default()
+            },
             impersonate: true,
         },
         PhaseOverrides::default(),
@@ -309,6 +314,13 @@ async fn a_real_provider_token_works_and_every_bad_token_is_refused() {
         )
         .await;
     s.assert_refused(&future_iat, "issued in the future").await;
+    if common::on_emulator(&s.t) {
+        assert_eq!(
+            s.t.emulator().token_reviews(),
+            0,
+            "tokens of a configured OIDC issuer, good or bad, are never sent to TokenReview"
+        );
+    }
 
     let wrong_issuer =
         s.a.token(

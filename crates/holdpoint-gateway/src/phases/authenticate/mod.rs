@@ -133,21 +133,22 @@ impl AuthChain {
             }
             authenticators.push(Box::new(tokens));
         }
-        // Service-account tokens come after OIDC: JWTs of a configured OIDC issuer are OIDC's.
+        if !config.oidc.is_empty() {
+            authenticators.push(Box::new(OidcAuthenticator::new(
+                &config.oidc,
+                deps.clock.clone(),
+            )));
+        }
+        // Service-account tokens after OIDC, and never a JWT of a configured OIDC issuer: those
+        // are OIDC's to judge (a TokenReview could otherwise refuse, or spend an upstream call on,
+        // a token OIDC accepts).
         if let Some(sa) = &config.service_accounts {
-            // When OIDC is configured: the issuers it validates (their tokens are not SA tokens).
-            let oidc_issuers: Vec<String> = Vec::new();
+            let oidc_issuers: Vec<String> = config.oidc.iter().map(|o| o.issuer.clone()).collect();
             authenticators.push(Box::new(ServiceAccounts::new(
                 sa,
                 std::sync::Arc::new(UpstreamReviewer::new(deps.upstream.clone())),
                 deps.clock.clone(),
                 oidc_issuers,
-            )));
-        }
-        if !config.oidc.is_empty() {
-            authenticators.push(Box::new(OidcAuthenticator::new(
-                &config.oidc,
-                deps.clock.clone(),
             )));
         }
         Self::new(authenticators)
