@@ -1,0 +1,2 @@
+//! Masking benchmarks (filled below).
+fn main() {}

@@ -1,0 +1,65 @@
+//! Holdpoint's masking core: the pure engine behind the gateway's mask phase (issue 5).
+//!
+//! It masks secret values in two ways, without any I/O:
+//!
+//! - **Structurally**, in a decoded object (`serde_json::Value`), by the object's `kind` (never by
+//!   URL, so every way of reading an object is covered the same): Secret `data`/`stringData`
+//!   values, lists (`*List`, `items`), watch events, `Table` rows and cells,
+//!   `PartialObjectMetadata[List]`, the `kubectl.kubernetes.io/last-applied-configuration`
+//!   annotation, TokenRequest/CSR/TokenReview credentials and literal `env[].value` of pods and
+//!   pod templates ([`structural`]).
+//! - **In text**, by credential detectors curated from gitleaks plus configured regexes, all run
+//!   as one [`regex::RegexSet`] pass ([`detect`]). Every string of a masked object (values and map
+//!   keys) goes through the detectors as well, so a credential pasted anywhere is masked.
+//!
+//! Masking is idempotent (masking a masked object changes nothing) and reports what it did as a
+//! [`MaskSummary`]: counts by rule, never the values.
+//!
+//! The crate is not wired into the data path yet; see `docs/ARCHITECTURE.md` ("Masking core").
+
+pub mod config;
+pub mod detect;
+pub mod structural;
+pub mod summary;
+
+pub use config::{CustomDetector, MaskConfig};
+pub use detect::{Finding, TextMasker};
+pub use structural::Masker;
+pub use summary::MaskSummary;
+
+/// What a masked text value (and a masked `stringData` value, env value, token, ...) becomes.
+pub const PLACEHOLDER: &str = "[MASKED]";
+
+/// What a masked Secret `data` value becomes: `base64("[MASKED]")`, so it is still valid base64
+/// and clients that decode `data` do not break.
+pub const DATA_PLACEHOLDER: &str = "W01BU0tFRF0=";
+
+/// A masking configuration that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    /// An env-name pattern is empty (it would match every name).
+    #[error("mask.env_name_patterns[{index}] is empty")]
+    EmptyEnvPattern {
+        /// Position in the list.
+        index: usize,
+    },
+    /// A custom detector has no name or a name used twice.
+    #[error("mask.detectors[{index}]: {reason}")]
+    BadDetectorName {
+        /// Position in the list.
+        index: usize,
+        /// What is wrong with the name.
+        reason: &'static str,
+    },
+    /// A custom detector's regex does not compile.
+    #[error("mask.detectors[{index}] ({name}): invalid regex: {source}")]
+    BadRegex {
+        /// Position in the list.
+        index: usize,
+        /// The detector's name.
+        name: String,
+        /// The regex crate's error (describes the pattern, never a matched value).
+        #[source]
+        source: Box<regex::Error>,
+    },
+}

@@ -1,0 +1,369 @@
+//! Structural masking of a decoded Kubernetes object, by its `kind` (never by URL).
+//!
+//! Rules, applied wherever such an object appears (top level, list items, watch events, Table
+//! rows, embedded objects, the last-applied annotation):
+//!
+//! | rule (summary key) | what |
+//! |---|---|
+//! | `secret.data` | every Secret `data` value becomes [`DATA_PLACEHOLDER`] (valid base64); keys stay |
+//! | `secret.stringData` | every Secret `stringData` value becomes [`PLACEHOLDER`] |
+//! | `last-applied` | the `kubectl.kubernetes.io/last-applied-configuration` annotation is parsed, masked with the same rules and written back; unparseable: replaced whole |
+//! | `tokenrequest.token` | TokenRequest `status.token` |
+//! | `csr.certificate` | CertificateSigningRequest `status.certificate` |
+//! | `tokenreview.token` | TokenReview `spec.token` |
+//! | `env.name` | literal `env[].value` of containers, init and ephemeral containers of Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, PodTemplate) whose name contains a configured pattern |
+//! | `table.cell` | a `Table` cell equal to a value of the Secret in its row's `object` |
+//! | `text.ID` | any string value or map key a text detector flags (see [`crate::detect`]) |
+//!
+//! Lists: `items` of any object are masked; items of a `FooList` without their own `kind` (as
+//! the apiserver sends them) are masked as `Foo`. Watch events (`{"type", "object"}`) mask their
+//! `object`. `PartialObjectMetadata[List]` carries only metadata: the annotation rule and the
+//! text detectors cover it.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::{
+    DATA_PLACEHOLDER, MaskConfig, MaskError, MaskSummary, PLACEHOLDER, detect::TextMasker,
+};
+
+/// The annotation kubectl writes on `apply` (holds the whole applied object, `stringData` too).
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The compiled masking engine: cheap to share (`&self` everywhere), build it once per config.
+#[derive(Debug)]
+pub struct Masker {
+    text: TextMasker,
+    /// Lowercased env-name fragments.
+    env_patterns: Vec<String>,
+}
+
+/// Where the pod spec of a kind is, as a path of object keys.
+fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Pod" => &["spec"],
+        "PodTemplate" => &["template", "spec"],
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => &["spec", "template", "spec"],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
+        _ => return None,
+    })
+}
+
+fn get_path_mut<'a>(map: &'a mut Map<String, Value>, path: &[&str]) -> Option<&'a mut Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = map.get_mut(*first)?;
+    for k in rest {
+        v = v.as_object_mut()?.get_mut(*k)?;
+    }
+    Some(v)
+}
+
+/// Whether an object is a watch event: `type` and `object` and nothing else.
+fn is_watch_event(map: &Map<String, Value>) -> bool {
+    map.len() == 2
+        && map.get("type").is_some_and(Value::is_string)
+        && map.get("object").is_some_and(Value::is_object)
+}
+
+impl Masker {
+    /// Compiles a configuration (validates it first).
+    pub fn new(config: &MaskConfig) -> Result<Self, MaskError> {
+        let text = TextMasker::new(config)?;
+        Ok(Self {
+            text,
+            env_patterns: config
+                .env_name_patterns
+                .iter()
+                .map(|p| p.to_lowercase())
+                .collect(),
+        })
+    }
+
+    /// The text detectors, for texts that are not objects (logs, exec output, event messages).
+    pub fn text(&self) -> &TextMasker {
+        &self.text
+    }
+
+    /// Masks a text (a ConfigMap value, a log line, an event message), replacing the secret
+    /// parts.
+    pub fn mask_text<'a>(&self, text: &'a str, summary: &mut MaskSummary) -> Cow<'a, str> {
+        self.text.mask(text, summary)
+    }
+
+    /// Masks a decoded object (or list, watch event, Table...) in place and says what it masked.
+    pub fn mask_value(&self, value: &mut Value) -> MaskSummary {
+        let mut summary = MaskSummary::new();
+        self.mask_value_into(value, &mut summary);
+        summary
+    }
+
+    /// Like [`Masker::mask_value`], adding to an existing summary.
+    pub fn mask_value_into(&self, value: &mut Value, summary: &mut MaskSummary) {
+        self.walk(value, None, summary);
+    }
+
+    fn env_name_matches(&self, name: &str) -> bool {
+        let lower = name.to_lowercase();
+        self.env_patterns.iter().any(|p| lower.contains(p.as_str()))
+    }
+
+    fn walk(&self, value: &mut Value, kind_hint: Option<&str>, s: &mut MaskSummary) {
+        match value {
+            Value::String(text) => {
+                if let Cow::Owned(masked) = self.text.mask(text, s) {
+                    *text = masked;
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    self.walk(item, None, s);
+                }
+            }
+            Value::Object(map) => self.mask_object(map, kind_hint, s),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    fn mask_object(
+        &self,
+        map: &mut Map<String, Value>,
+        kind_hint: Option<&str>,
+        s: &mut MaskSummary,
+    ) {
+        self.mask_keys(map, s);
+        if is_watch_event(map) {
+            if let Some(obj) = map.get_mut("object") {
+                self.walk(obj, None, s);
+            }
+            return;
+        }
+        let kind: Option<String> = map
+            .get("kind")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| kind_hint.map(str::to_owned));
+        match kind.as_deref() {
+            Some("Secret") => mask_secret(map, s),
+            Some("TokenRequest") => set_string(
+                map,
+                &["status", "token"],
+                PLACEHOLDER,
+                "tokenrequest.token",
+                s,
+            ),
+            Some("CertificateSigningRequest") => set_string(
+                map,
+                &["status", "certificate"],
+                // status.certificate is base64 bytes in JSON
+                DATA_PLACEHOLDER,
+                "csr.certificate",
+                s,
+            ),
+            Some("TokenReview") => {
+                set_string(map, &["spec", "token"], PLACEHOLDER, "tokenreview.token", s)
+            }
+            Some("Table") => self.mask_table_cells(map, s),
+            Some(k) => {
+                if let Some(path) = pod_spec_path(k)
+                    && let Some(Value::Object(spec)) = get_path_mut(map, path)
+                {
+                    self.mask_pod_spec(spec, s);
+                }
+            }
+            None => {}
+        }
+        self.mask_last_applied(map, s);
+        let item_kind: Option<String> = kind
+            .as_deref()
+            .and_then(|k| k.strip_suffix("List"))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        for (key, child) in map.iter_mut() {
+            if key == "items" {
+                if let Value::Array(items) = child {
+                    for item in items {
+                        self.walk(item, item_kind.as_deref(), s);
+                    }
+                    continue;
+                }
+            }
+            self.walk(child, None, s);
+        }
+    }
+
+    /// Masks map keys a detector flags (rare; rebuilds the map only then).
+    fn mask_keys(&self, map: &mut Map<String, Value>, s: &mut MaskSummary) {
+        if !map.keys().any(|k| self.text.is_flagged(k)) {
+            return;
+        }
+        let old = std::mem::take(map);
+        for (k, v) in old {
+            let k = self.text.mask(&k, s).into_owned();
+            map.insert(k, v);
+        }
+    }
+
+    fn mask_pod_spec(&self, spec: &mut Map<String, Value>, s: &mut MaskSummary) {
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            let Some(Value::Array(containers)) = spec.get_mut(list) else {
+                continue;
+            };
+            for c in containers {
+                let Some(Value::Array(env)) = c.get_mut("env") else {
+                    continue;
+                };
+                for var in env {
+                    let Some(var) = var.as_object_mut() else {
+                        continue;
+                    };
+                    let named = var
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| self.env_name_matches(n));
+                    if named
+                        && let Some(Value::String(v)) = var.get_mut("value")
+                        && v != PLACEHOLDER
+                    {
+                        *v = PLACEHOLDER.to_owned();
+                        s.add("env.name");
+                    }
+                    // values not matched by name are scanned by the detectors in the walk
+                }
+            }
+        }
+    }
+
+    fn mask_last_applied(&self, map: &mut Map<String, Value>, s: &mut MaskSummary) {
+        let Some(Value::Object(ann)) = get_path_mut(map, &["metadata", "annotations"]) else {
+            return;
+        };
+        let Some(Value::String(text)) = ann.get_mut(LAST_APPLIED) else {
+            return;
+        };
+        match serde_json::from_str::<Value>(text) {
+            Ok(mut applied) => {
+                let mut inner = MaskSummary::new();
+                self.walk(&mut applied, None, &mut inner);
+                if !inner.is_empty() {
+                    let newline = text.ends_with('\n');
+                    // serializing a Value cannot fail (string keys only)
+                    let mut out =
+                        serde_json::to_string(&applied).unwrap_or_else(|_| PLACEHOLDER.to_owned());
+                    if newline {
+                        out.push('\n');
+                    }
+                    *text = out;
+                    s.merge(&inner);
+                    s.add("last-applied");
+                }
+            }
+            Err(_) => {
+                if text != PLACEHOLDER {
+                    *text = PLACEHOLDER.to_owned();
+                    s.add("last-applied");
+                }
+            }
+        }
+    }
+
+    /// Table cells equal to a value of the Secret embedded in the row (`includeObject=Object`),
+    /// raw or base64-decoded, are masked (printer columns can show data fields). Other cells
+    /// get the text detectors in the walk.
+    fn mask_table_cells(&self, map: &mut Map<String, Value>, s: &mut MaskSummary) {
+        let Some(Value::Array(rows)) = map.get_mut("rows") else {
+            return;
+        };
+        for row in rows {
+            let Some(row) = row.as_object_mut() else {
+                continue;
+            };
+            let secrets = row.get("object").map(secret_values).unwrap_or_default();
+            if secrets.is_empty() {
+                continue;
+            }
+            let Some(Value::Array(cells)) = row.get_mut("cells") else {
+                continue;
+            };
+            for cell in cells {
+                if let Value::String(c) = cell
+                    && c != PLACEHOLDER
+                    && secrets.iter().any(|v| v == c)
+                {
+                    *c = PLACEHOLDER.to_owned();
+                    s.add("table.cell");
+                }
+            }
+        }
+    }
+}
+
+/// The values of a Secret object (raw and base64-decoded `data`, `stringData`), non-empty only.
+fn secret_values(obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if obj.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return out;
+    }
+    if let Some(Value::Object(data)) = obj.get("data") {
+        for v in data.values().filter_map(Value::as_str) {
+            if v.is_empty() || v == DATA_PLACEHOLDER {
+                continue;
+            }
+            out.push(v.to_owned());
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v)
+                && let Ok(text) = String::from_utf8(bytes)
+                && !text.is_empty()
+            {
+                out.push(text);
+            }
+        }
+    }
+    if let Some(Value::Object(data)) = obj.get("stringData") {
+        for v in data.values().filter_map(Value::as_str) {
+            if !v.is_empty() && v != PLACEHOLDER {
+                out.push(v.to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn mask_secret(map: &mut Map<String, Value>, s: &mut MaskSummary) {
+    for (field, placeholder, rule) in [
+        ("data", DATA_PLACEHOLDER, "secret.data"),
+        ("stringData", PLACEHOLDER, "secret.stringData"),
+    ] {
+        let Some(Value::Object(values)) = map.get_mut(field) else {
+            continue;
+        };
+        for v in values.values_mut() {
+            // any non-placeholder value (string, or a malformed non-string) is replaced
+            if v.as_str() != Some(placeholder) {
+                *v = Value::String(placeholder.to_owned());
+                s.add(rule);
+            }
+        }
+    }
+}
+
+fn set_string(
+    map: &mut Map<String, Value>,
+    path: &[&str],
+    placeholder: &str,
+    rule: &str,
+    s: &mut MaskSummary,
+) {
+    if let Some(v) = get_path_mut(map, path)
+        && !v.is_null()
+        && v.as_str() != Some(placeholder)
+    {
+        *v = Value::String(placeholder.to_owned());
+        s.add(rule);
+    }
+}
