@@ -247,29 +247,40 @@ impl Masker {
         let Some(Value::String(text)) = ann.get_mut(LAST_APPLIED) else {
             return;
         };
-        match serde_json::from_str::<Value>(text) {
+        let replacement = match serde_json::from_str::<Value>(text) {
             Ok(mut applied) => {
                 let mut inner = MaskSummary::new();
                 self.walk(&mut applied, None, &mut inner);
-                if !inner.is_empty() {
-                    let newline = text.ends_with('\n');
+                let candidate: Cow<'_, str> = if inner.is_empty() {
+                    Cow::Borrowed(text.as_str())
+                } else {
                     // serializing a Value cannot fail (string keys only)
                     let mut out =
                         serde_json::to_string(&applied).unwrap_or_else(|_| PLACEHOLDER.to_owned());
-                    if newline {
+                    if text.ends_with('\n') {
                         out.push('\n');
                     }
-                    *text = out;
+                    Cow::Owned(out)
+                };
+                // a credential can span JSON strings in the serialized text (`"password":"…"`):
+                // mask the text too; if that breaks the JSON, replace it whole
+                let masked = self.text.mask(&candidate, &mut inner);
+                if inner.is_empty() {
+                    None
+                } else {
                     s.merge(&inner);
-                    s.add("last-applied");
+                    if serde_json::from_str::<Value>(&masked).is_ok() {
+                        Some(masked.into_owned())
+                    } else {
+                        Some(PLACEHOLDER.to_owned())
+                    }
                 }
             }
-            Err(_) => {
-                if text != PLACEHOLDER {
-                    *text = PLACEHOLDER.to_owned();
-                    s.add("last-applied");
-                }
-            }
+            Err(_) => (text != PLACEHOLDER).then(|| PLACEHOLDER.to_owned()),
+        };
+        if let Some(r) = replacement {
+            *text = r;
+            s.add("last-applied");
         }
     }
 
