@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use regex::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexSet};
 
 use crate::{CustomDetector, MaskConfig, MaskError, MaskSummary, PLACEHOLDER};
 
@@ -30,7 +30,7 @@ struct Builtin {
 /// placeholder's brackets).
 macro_rules! value_chars {
     () => {
-        r#"[^\s"'`,;&<>\[\]{}()]"#
+        r#"[^\x00-\x20"'`,;&<>\[\]{}()\x7f]"#
     };
 }
 
@@ -38,70 +38,68 @@ macro_rules! value_chars {
 const BUILTINS: &[Builtin] = &[
     Builtin {
         id: "aws-access-key-id",
-        regex: r"\b(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
+        regex: r"(?-u)\b(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
         min_entropy: None,
     },
     Builtin {
         id: "aws-secret-access-key",
-        regex: r#"(?i)aws_?secret_?(?:access_?)?key["']?\s*(?:=|:|=>|:=)\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})\b"#,
+        regex: r#"(?i-u)aws_?secret_?(?:access_?)?key["']?[ \t]*(?:=|:|=>|:=)[ \t]*["']?(?P<secret>[A-Za-z0-9/+=]{40})\b"#,
         min_entropy: None,
     },
     Builtin {
         id: "github-token",
-        regex: r"\b(?P<secret>(?:ghp|gho|ghu|ghs|ghr)_[0-9A-Za-z]{36})\b",
+        regex: r"(?-u)\b(?P<secret>(?:ghp|gho|ghu|ghs|ghr)_[0-9A-Za-z]{36})\b",
         min_entropy: None,
     },
     Builtin {
         id: "github-fine-grained-pat",
-        regex: r"\b(?P<secret>github_pat_[0-9A-Za-z_]{82})\b",
+        regex: r"(?-u)\b(?P<secret>github_pat_[0-9A-Za-z_]{82})\b",
         min_entropy: None,
     },
     Builtin {
         id: "gitlab-token",
-        regex: r"\b(?P<secret>(?:glpat|gldt|glrt|glptt|glsoat)-[0-9A-Za-z_-]{20,})",
+        regex: r"(?-u)\b(?P<secret>(?:glpat|gldt|glrt|glptt|glsoat)-[0-9A-Za-z_-]{20,})",
         min_entropy: None,
     },
     Builtin {
         id: "slack-token",
-        regex: r"\b(?P<secret>xox[abeoprs]-[0-9A-Za-z-]{10,250})",
+        regex: r"(?-u)\b(?P<secret>xox[abeoprs]-[0-9A-Za-z-]{10,})",
         min_entropy: None,
     },
     Builtin {
         id: "slack-webhook-url",
-        regex: r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9+/]{43,56})",
+        regex: r"(?-u)hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9+/]{43,})",
         min_entropy: None,
     },
     Builtin {
         id: "stripe-key",
-        regex: r"\b(?P<secret>(?:sk|rk|pk)_(?:test|live|prod)_[0-9A-Za-z]{10,99})\b",
+        regex: r"(?-u)\b(?P<secret>(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,})\b",
         min_entropy: None,
     },
     Builtin {
         id: "private-key",
         // a whole PEM block; a block cut off before its END line is masked up to where the
         // base64 body ends (escaped newlines count, for JSON-in-text)
-        regex: r"(?s)(?P<secret>-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|(?:[A-Za-z0-9+/=:\s-]|\\n|\\r)*))",
+        regex: r"(?s-u)(?P<secret>-----BEGIN[ A-Z0-9_-]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[ A-Z0-9_-]*PRIVATE KEY(?: BLOCK)?-----|(?:[A-Za-z0-9+/=:\t\r\n -]|\\n|\\r)*))",
         min_entropy: None,
     },
     Builtin {
         id: "jwt",
-        regex: r"\b(?P<secret>ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)",
+        regex: r"(?-u)\b(?P<secret>ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)",
         min_entropy: None,
     },
     Builtin {
         id: "url-password",
-        regex: concat!(
-            r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:@/\[\]]{1,200}:(?P<secret>[^\s:@/\[\]]{1,200})@"
-        ),
+        regex: r"(?-u)[A-Za-z0-9+.-]://[^\x00-\x20:@/\[\]\x7f]+:(?P<secret>[^\x00-\x20:@/\[\]\x7f]+)@",
         min_entropy: None,
     },
     Builtin {
         id: "generic-assignment",
         regex: concat!(
-            r#"(?i)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?|auth)"#,
-            r#"[\w.-]{0,20}["']?\s*(?:=|:|=>|:=)\s*["']?(?P<secret>"#,
+            r#"(?i-u)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?|auth)"#,
+            r#"[A-Za-z0-9_.-]{0,20}["']?[ \t]*(?:=|:|=>|:=)[ \t]*["']?(?P<secret>"#,
             value_chars!(),
-            r#"{8,500})"#
+            r#"{8,})"#
         ),
         min_entropy: Some(3.0),
     },
@@ -235,7 +233,8 @@ impl TextMasker {
         if text.len() < 8 && !self.has_custom {
             return;
         }
-        let matched = self.set.matches(text);
+        let bytes = text.as_bytes();
+        let matched = self.set.matches(bytes);
         if !matched.matched_any() {
             return;
         }
@@ -247,19 +246,27 @@ impl TextMasker {
         };
         for i in matched.iter() {
             let d = &self.detectors[i];
-            for caps in d.regex.captures_iter(text) {
+            for caps in d.regex.captures_iter(bytes) {
                 let Some(m) = caps.name("secret").or_else(|| caps.get(0)) else {
                     continue;
                 };
                 if m.is_empty() {
                     continue;
                 }
+                // ASCII-mode classes can stop inside a multi-byte character: widen to
+                // character boundaries so the replacement keeps the text valid UTF-8
+                let mut r = m.range();
+                while !text.is_char_boundary(r.start) {
+                    r.start -= 1;
+                }
+                while !text.is_char_boundary(r.end) {
+                    r.end += 1;
+                }
                 if let Some(min) = d.min_entropy
-                    && shannon_entropy(m.as_str()) < min
+                    && shannon_entropy(&text[r.clone()]) < min
                 {
                     continue;
                 }
-                let r = m.range();
                 if inside_placeholder(&r) {
                     continue;
                 }
