@@ -186,13 +186,13 @@ impl Masker {
             .filter(|k| !k.is_empty())
             .map(str::to_owned);
         for (key, child) in map.iter_mut() {
-            if key == "items" {
-                if let Value::Array(items) = child {
-                    for item in items {
-                        self.walk(item, item_kind.as_deref(), s);
-                    }
-                    continue;
+            if key == "items"
+                && let Value::Array(items) = child
+            {
+                for item in items {
+                    self.walk(item, item_kind.as_deref(), s);
                 }
+                continue;
             }
             self.walk(child, None, s);
         }
