@@ -283,3 +283,26 @@ fn builtin_detectors_can_be_turned_off() {
     assert!(!m.is_flagged("AKIAIOSFODNN7EXAMPL3"));
     assert_eq!(m.rules().count(), 0);
 }
+
+#[test]
+fn non_ascii_text_stays_valid_and_secrets_next_to_it_are_masked() {
+    let m = masker();
+    let mut s = MaskSummary::new();
+    let text = "Passwort für DB: password=Grüße-ß9xQ2!kLm ✓ und AKIAIOSFODNN7EXAMPL3é";
+    let out = m.mask(text, &mut s);
+    assert_eq!(
+        out,
+        format!("Passwort für DB: password={PLACEHOLDER} ✓ und {PLACEHOLDER}é")
+    );
+    assert_eq!(s.total(), 2);
+}
+
+#[test]
+fn scan_reports_rule_and_byte_range_of_the_secret_part() {
+    let m = masker();
+    let text = "x postgres://app:pw12@db y";
+    let found = m.scan(text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule, "url-password");
+    assert_eq!(&text[found[0].range.clone()], "pw12");
+}
