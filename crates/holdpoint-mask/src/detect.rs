@@ -234,6 +234,11 @@ impl TextMasker {
             return;
         }
         let bytes = text.as_bytes();
+        // is_match stops at the first match and needs no per-pattern bookkeeping: the common
+        // clean string costs only this
+        if !self.set.is_match(bytes) {
+            return;
+        }
         let matched = self.set.matches(bytes);
         if !matched.matched_any() {
             return;
