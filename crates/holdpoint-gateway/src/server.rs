@@ -279,7 +279,7 @@ pub async fn start_with(
         api,
         cancel.clone(),
     ));
-    tracing::info!(%addr, %admin_addr, "holdpoint gateway listening");
+    tracing::info!(%addr, %admin_addr, instance = %config.instance_name(), "holdpoint gateway listening");
     Ok(RunningGateway {
         addr,
         admin_addr,

@@ -903,7 +903,7 @@ async fn a_crash_keeps_pending_approvals_and_never_resends_an_executing_one(back
         .unwrap();
     assert!(
         store
-            .begin_execute(&in_flight, "holdpoint-dead", now)
+            .begin_execute(&in_flight, "crash-test", now)
             .await
             .unwrap()
     );
