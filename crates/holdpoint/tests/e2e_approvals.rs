@@ -745,6 +745,96 @@ async fn port_forward_is_held_like_any_mutation(backend: Backend) {
     s.t.env.shutdown().await;
 }
 
+async fn the_reviewer_sees_live_object_dry_run_diff_and_what_would_be_deleted(backend: Backend) {
+    let s = setup(backend, None).await;
+    // A patch of an existing object: the live object and the diff to the server's dry run.
+    let patch = s.kubectl_bg(
+        &[
+            "patch",
+            "configmap",
+            "web-config",
+            "-n",
+            "demo",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"reviewed":"yes"}}"#,
+        ],
+        None,
+    );
+    let id = s.pending(1).await[0].id.clone();
+    let shown = s
+        .reviewer()
+        .await
+        .get(&format!("/v1/approvals/{id}"))
+        .await
+        .unwrap();
+    let review = &shown["review"];
+    assert!(
+        review["live"].as_str().unwrap_or("").contains("web-config"),
+        "{review:#}"
+    );
+    assert_eq!(review["dryRun"]["status"], 200, "{review:#}");
+    let diff = review["diff"].as_str().unwrap_or("");
+    assert!(
+        diff.contains("+  reviewed: yes")
+            || diff.contains("+  reviewed: 'yes'")
+            || diff.contains("+  reviewed: \"yes\""),
+        "{diff}"
+    );
+    assert!(
+        review["request"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reviewed"),
+        "{review:#}"
+    );
+    // Nothing was written by building the view.
+    let live =
+        s.t.emulator()
+            .get("v1", "ConfigMap", "demo", "web-config")
+            .unwrap();
+    assert!(live["data"].get("reviewed").is_none(), "{live:#}");
+    s.reviewer()
+        .await
+        .post(
+            &format!("/v1/approvals/{id}/deny"),
+            json!({"reason": "not needed"}),
+        )
+        .await
+        .unwrap();
+    assert!(!patch.await.unwrap().status.success());
+
+    // A deletecollection: the names it would delete, and nothing deleted.
+    let req = format!(
+        "DELETE /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.t.agent_token()
+    );
+    let resp = s.t.raw(req.as_bytes()).await;
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    let pending = s.pending(1).await;
+    assert_eq!(pending[0].summary.verb, "deletecollection");
+    let shown = s
+        .reviewer()
+        .await
+        .get(&format!("/v1/approvals/{}", pending[0].id))
+        .await
+        .unwrap();
+    let names: Vec<&str> = shown["review"]["wouldDelete"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown:#}"))
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(names.contains(&"web-config"), "{names:?}");
+    assert!(
+        s.t.emulator()
+            .get("v1", "ConfigMap", "demo", "web-config")
+            .is_some(),
+        "the dry run deleted nothing"
+    );
+    s.t.env.shutdown().await;
+}
+
 /// A gateway run as a separate `holdpoint serve` process, so a test can kill it with SIGKILL.
 struct Process {
     child: tokio::process::Child,
@@ -1052,6 +1142,7 @@ on_both_stores!(
     freeze_on_denies_every_change_and_off_restores_the_policy,
     exec_is_held_like_any_mutation,
     port_forward_is_held_like_any_mutation,
+    the_reviewer_sees_live_object_dry_run_diff_and_what_would_be_deleted,
     a_crash_keeps_pending_approvals_and_never_resends_an_executing_one,
     an_undecided_request_ends_with_the_whole_message_within_the_budget,
 );
