@@ -24,10 +24,19 @@ eval "$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop "$HOLDPOINT_TEST_POSTGRES_DIR"' EXIT
 
 echo "== Rust tests"
+# Against a real cluster, the tests that need the emulator (they inspect what the upstream
+# received, or use its seeded pods: `emulator_only_*`, and the approval suite) are left out,
+# by name, here; run there anyway they fail, they never pass unchecked.
+filter=()
+if [ -n "${HOLDPOINT_E2E_KUBECONFIG:-}" ]; then
+  echo "   against $HOLDPOINT_E2E_KUBECONFIG: leaving out emulator_only_* tests and e2e_approvals"
+  filter=(-E 'not (test(/emulator_only_/) | binary(e2e_approvals))')
+fi
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast "${filter[@]}"
   cargo test --workspace --doc --locked
 else
+  [ ${#filter[@]} -eq 0 ] || { echo "cargo-nextest is needed to filter tests" >&2; exit 1; }
   cargo test --workspace --locked --no-fail-fast
 fi
 

@@ -19,7 +19,9 @@ def _on_emulator():
 def demo():
     binary = os.environ.get("HOLDPOINT_BIN", "target/debug/holdpoint")
     workdir = tempfile.mkdtemp(prefix="holdpoint-py-")
-    args = [binary, "demo", "--dir", workdir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+    policy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policy.yaml")
+    args = [binary, "demo", "--dir", workdir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+            "--policy", policy]
     if not _on_emulator():
         args += ["--upstream-kubeconfig", os.environ["HOLDPOINT_E2E_KUBECONFIG"]]
     log = open(os.path.join(workdir, "demo.log"), "w")
@@ -32,7 +34,7 @@ def demo():
             raise RuntimeError("holdpoint demo did not start: " + open(log.name).read())
         time.sleep(0.1)
     time.sleep(0.2)
-    yield {"kubeconfig": kubeconfig, "dir": workdir, "emulator": _on_emulator()}
+    yield {"kubeconfig": kubeconfig, "dir": workdir, "emulator": _on_emulator(), "binary": binary}
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -1,4 +1,9 @@
 """The Python `kubernetes` client through the gateway, unchanged."""
+import json
+import os
+import re
+import subprocess
+
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -79,3 +84,27 @@ def test_wrong_token_gets_a_401_status(api):
     assert err.value.status == 401
     assert '"kind":"Status"' in err.value.body.replace(" ", "")
     assert "wrong-token" not in err.value.body
+
+
+def test_a_held_create_waits_for_a_reviewer_and_is_applied_once(core, ns, demo):
+    """A client that does not retry by itself: the 429 message names the approval; after a
+    reviewer approves, re-sending the identical request gets the recorded answer."""
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="held-py"), data={"a": "1"})
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(ns, body)
+    assert err.value.status == 429
+    message = json.loads(err.value.body)["message"]
+    found = re.search(r"approval (ap-[a-z2-7]{10})", message)
+    assert found, message
+    assert "holdpoint wait" in message and "never applied twice" in message
+    admin = os.path.join(demo["dir"], "admin.kubeconfig")
+    subprocess.run(
+        [demo["binary"], "approvals", "approve", found.group(1), "--kubeconfig", admin],
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+    )
+    created = core.create_namespaced_config_map(ns, body)
+    assert created.metadata.name == "held-py"
+    again = core.create_namespaced_config_map(ns, body)
+    assert again.metadata.uid == created.metadata.uid, "applied once, answered twice"
+    core.delete_namespaced_config_map("held-py", ns)

@@ -41,6 +41,11 @@ pub struct Config {
     /// The admin listener's reviewer API: who administers, and its URL as callers see it.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// This gateway's stable name among the replicas sharing a store (e.g. the pod name), kept
+    /// with the approvals it is sending so that after a crash it (and only it) marks its
+    /// unfinished sends `unknown`. Default: the host name.
+    #[serde(default)]
+    pub instance_name: Option<String>,
     /// Which policy decides allow, deny or hold.
     #[serde(default, deserialize_with = "null_as_default")]
     pub policy: PolicyConfig,
@@ -527,6 +532,17 @@ impl Config {
     /// Parses YAML text without validating.
     pub fn from_yaml(text: &str) -> Result<Self, String> {
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The instance name: `instance_name`, or the host name.
+    pub fn instance_name(&self) -> String {
+        self.instance_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "holdpoint".into())
+        })
     }
 
     /// The store URL: `store.url`, or SQLite in `data_dir`.

@@ -220,7 +220,7 @@ pub async fn start_with(
                 .clone()
                 .unwrap_or_else(|| format!("https://{admin_addr}")),
             retry_after: Duration::from_secs(1),
-            instance: format!("holdpoint-{}", uuid::Uuid::new_v4().simple()),
+            instance: config.instance_name(),
             impersonate: config.upstream.impersonate,
         },
     );
@@ -279,7 +279,7 @@ pub async fn start_with(
         api,
         cancel.clone(),
     ));
-    tracing::info!(%addr, %admin_addr, "holdpoint gateway listening");
+    tracing::info!(%addr, %admin_addr, instance = %config.instance_name(), "holdpoint gateway listening");
     Ok(RunningGateway {
         addr,
         admin_addr,

@@ -143,6 +143,7 @@ impl Env {
             store: StoreConfig {
                 url: options.store_url.clone(),
             },
+            instance_name: None,
         };
         adjust(&mut config);
         config.validate()?;

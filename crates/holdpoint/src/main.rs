@@ -67,6 +67,10 @@ enum Command {
         /// Front a real cluster given by this admin kubeconfig instead of the emulator.
         #[arg(long)]
         upstream_kubeconfig: Option<PathBuf>,
+        /// A policy file instead of the embedded default policy for AI agents (reloaded when it
+        /// changes, like `policy.file`).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Review held requests: list, show, approve, deny, cancel (the reviewer API).
     Approvals {
@@ -355,20 +359,28 @@ async fn main() -> anyhow::Result<()> {
             listen,
             admin_listen,
             upstream_kubeconfig,
+            policy,
         } => {
             let upstream = match upstream_kubeconfig {
                 Some(p) => UpstreamChoice::Kubeconfig(p),
                 None => UpstreamChoice::Emulator,
             };
-            let env = Env::start(EnvOptions {
-                dir: dir.clone(),
-                listen,
-                admin_listen,
-                upstream,
-                store_url: None,
-                authentication: Default::default(),
-                impersonate: true,
-            })
+            let policy = policy
+                .map(|p| std::path::absolute(&p).with_context(|| format!("{}", p.display())))
+                .transpose()?;
+            let env = Env::start_configured(
+                EnvOptions {
+                    dir: dir.clone(),
+                    listen,
+                    admin_listen,
+                    upstream,
+                    store_url: None,
+                    authentication: Default::default(),
+                    impersonate: true,
+                },
+                holdpoint_gateway::PhaseOverrides::default(),
+                |config| config.policy.file = policy,
+            )
             .await
             .context("starting the demo")?;
             print_demo_help(&env, &dir);

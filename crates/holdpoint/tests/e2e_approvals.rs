@@ -683,6 +683,158 @@ async fn exec_is_held_like_any_mutation(backend: Backend) {
     s.t.env.shutdown().await;
 }
 
+async fn port_forward_is_held_like_any_mutation(backend: Backend) {
+    use std::io::{BufRead, Read, Write};
+    let s = setup(backend, None).await;
+    let port = free_port().port();
+    let mut pf = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.t.env.agent_kubeconfig)
+        .env_remove("KUBECONFIG")
+        .args([
+            "port-forward",
+            "-n",
+            "demo",
+            "pod/web-0",
+            &format!("{port}:8080"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = pf.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return (false, reader),
+                Ok(_) if line.contains("Forwarding from") => return (true, reader),
+                Ok(_) => {}
+            }
+        }
+    });
+    let pending = s.pending(1).await;
+    assert_eq!(
+        pending[0].summary.subresource.as_deref(),
+        Some("portforward")
+    );
+    assert_eq!(pending[0].mode, holdpoint_store::ApprovalMode::Grant);
+    let id = pending[0].id.clone();
+    s.holdpoint_ok(&s.t.env.admin_kubeconfig, &["approvals", "approve", &id])
+        .await;
+    let (forwarding, _reader) = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("kubectl port-forward started")
+        .unwrap();
+    assert!(forwarding, "port-forward did not start after approval");
+    let echoed = tokio::task::spawn_blocking(move || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"held, approved, forwarded").unwrap();
+        let mut buf = [0u8; 25];
+        c.read_exact(&mut buf).map(|_| buf.to_vec())
+    })
+    .await
+    .unwrap();
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert_eq!(echoed.unwrap(), b"held, approved, forwarded");
+    assert_eq!(s.approval(&id).await.state, ApprovalState::Executed);
+    s.t.env.shutdown().await;
+}
+
+async fn the_reviewer_sees_live_object_dry_run_diff_and_what_would_be_deleted(backend: Backend) {
+    let s = setup(backend, None).await;
+    // A patch of an existing object: the live object and the diff to the server's dry run.
+    let patch = s.kubectl_bg(
+        &[
+            "patch",
+            "configmap",
+            "web-config",
+            "-n",
+            "demo",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"reviewed":"yes"}}"#,
+        ],
+        None,
+    );
+    let id = s.pending(1).await[0].id.clone();
+    let shown = s
+        .reviewer()
+        .await
+        .get(&format!("/v1/approvals/{id}"))
+        .await
+        .unwrap();
+    let review = &shown["review"];
+    assert!(
+        review["live"].as_str().unwrap_or("").contains("web-config"),
+        "{review:#}"
+    );
+    assert_eq!(review["dryRun"]["status"], 200, "{review:#}");
+    let diff = review["diff"].as_str().unwrap_or("");
+    assert!(
+        diff.contains("+  reviewed: yes")
+            || diff.contains("+  reviewed: 'yes'")
+            || diff.contains("+  reviewed: \"yes\""),
+        "{diff}"
+    );
+    assert!(
+        review["request"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reviewed"),
+        "{review:#}"
+    );
+    // Nothing was written by building the view.
+    let live =
+        s.t.emulator()
+            .get("v1", "ConfigMap", "demo", "web-config")
+            .unwrap();
+    assert!(live["data"].get("reviewed").is_none(), "{live:#}");
+    s.reviewer()
+        .await
+        .post(
+            &format!("/v1/approvals/{id}/deny"),
+            json!({"reason": "not needed"}),
+        )
+        .await
+        .unwrap();
+    assert!(!patch.await.unwrap().status.success());
+
+    // A deletecollection: the names it would delete, and nothing deleted.
+    let req = format!(
+        "DELETE /api/v1/namespaces/demo/configmaps HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.t.agent_token()
+    );
+    let resp = s.t.raw(req.as_bytes()).await;
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    let pending = s.pending(1).await;
+    assert_eq!(pending[0].summary.verb, "deletecollection");
+    let shown = s
+        .reviewer()
+        .await
+        .get(&format!("/v1/approvals/{}", pending[0].id))
+        .await
+        .unwrap();
+    let names: Vec<&str> = shown["review"]["wouldDelete"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown:#}"))
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(names.contains(&"web-config"), "{names:?}");
+    assert!(
+        s.t.emulator()
+            .get("v1", "ConfigMap", "demo", "web-config")
+            .is_some(),
+        "the dry run deleted nothing"
+    );
+    s.t.env.shutdown().await;
+}
+
 /// A gateway run as a separate `holdpoint serve` process, so a test can kill it with SIGKILL.
 struct Process {
     child: tokio::process::Child,
@@ -778,7 +930,7 @@ async fn a_crash_keeps_pending_approvals_and_never_resends_an_executing_one(back
         &config,
         format!(
             "listen: {addr}\nadmin_listen: {admin}\ndata_dir: {data:?}\nupstream:\n  kubeconfig: {up:?}\n\
-             store:\n  url: {url:?}\npolicy:\n  file: {policy:?}\nadmin:\n  groups: [reviewers]\n\
+             instance_name: crash-test\nstore:\n  url: {url:?}\npolicy:\n  file: {policy:?}\nadmin:\n  groups: [reviewers]\n\
              authentication:\n  static_tokens:\n    - sha256: {a}\n      user: crash-agent\n      groups: [agents]\n\
              \x20   - sha256: {r}\n      user: crash-reviewer\n      groups: [reviewers]\n",
             data = dir.path().join("data").display().to_string(),
@@ -841,7 +993,7 @@ async fn a_crash_keeps_pending_approvals_and_never_resends_an_executing_one(back
         .unwrap();
     assert!(
         store
-            .begin_execute(&in_flight, "holdpoint-dead", now)
+            .begin_execute(&in_flight, "crash-test", now)
             .await
             .unwrap()
     );
@@ -989,6 +1141,8 @@ on_both_stores!(
     the_change_window_denies_outside_and_allows_inside,
     freeze_on_denies_every_change_and_off_restores_the_policy,
     exec_is_held_like_any_mutation,
+    port_forward_is_held_like_any_mutation,
+    the_reviewer_sees_live_object_dry_run_diff_and_what_would_be_deleted,
     a_crash_keeps_pending_approvals_and_never_resends_an_executing_one,
     an_undecided_request_ends_with_the_whole_message_within_the_budget,
 );

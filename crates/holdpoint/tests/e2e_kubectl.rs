@@ -227,11 +227,9 @@ async fn watch_streams_events_as_they_happen() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn logs_and_follow() {
+async fn emulator_only_logs_and_follow() {
     let t = start().await;
-    if !common::on_emulator(&t) {
-        return; // needs a known running pod
-    }
+    common::require_emulator(&t);
     let logs = t.kubectl_ok(&["logs", "web-0", "-n", NS]).await;
     assert!(!logs.trim().is_empty());
     let mut follower = kubectl_cmd(&t)
@@ -261,11 +259,9 @@ async fn logs_and_follow() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn exec_websocket_spdy_and_stdin() {
+async fn emulator_only_exec_websocket_spdy_and_stdin() {
     let t = start().await;
-    if !common::on_emulator(&t) {
-        return;
-    }
+    common::require_emulator(&t);
     let out = t
         .kubectl_ok(&[
             "exec",
@@ -322,11 +318,9 @@ async fn exec_websocket_spdy_and_stdin() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn attach_through_the_gateway_on_both_transports() {
+async fn emulator_only_attach_through_the_gateway_on_both_transports() {
     let t = start().await;
-    if !common::on_emulator(&t) {
-        return;
-    }
+    common::require_emulator(&t);
     for spdy in [false, true] {
         let kubeconfig = t.env.agent_kubeconfig.clone();
         let out = tokio::task::spawn_blocking(move || {
@@ -377,11 +371,9 @@ async fn attach_through_the_gateway_on_both_transports() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn port_forward_round_trip() {
+async fn emulator_only_port_forward_round_trip() {
     let t = start().await;
-    if !common::on_emulator(&t) {
-        return;
-    }
+    common::require_emulator(&t);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

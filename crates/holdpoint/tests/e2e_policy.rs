@@ -280,6 +280,7 @@ async fn start_with_policy_file(
         },
         store: Default::default(),
         admin: Default::default(),
+        instance_name: None,
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

@@ -64,6 +64,7 @@ async fn setup() -> Setup {
         store: Default::default(),
         policy: Default::default(),
         admin: Default::default(),
+        instance_name: None,
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

@@ -87,7 +87,8 @@ pub struct ApprovalSettings {
     pub reviewer_url: String,
     /// `Retry-After` of the pending answer.
     pub retry_after: Duration,
-    /// Name of this gateway instance, recorded by `begin_execute`.
+    /// Stable name of this gateway instance (`instance_name`), recorded by `begin_execute`;
+    /// after a restart the instance turns its own unfinished sends into `unknown`.
     pub instance: String,
     /// Whether executed requests carry `Impersonate-*` headers for the requester.
     pub impersonate: bool,
@@ -140,13 +141,13 @@ impl Approvals {
         &self.inner.settings.reviewer_url
     }
 
-    /// At start: approvals this process (any process, for a single gateway) left `executing`
-    /// become `unknown`; they are never resent.
+    /// At start: approvals this instance (by its stable name) left `executing` become
+    /// `unknown`; they are never resent. Other replicas' sends in progress are not touched.
     pub async fn recover(&self) -> Result<Vec<String>, StoreError> {
         let ids = self
             .inner
             .store
-            .recover_after_crash(None, self.now())
+            .recover_after_crash(Some(&self.inner.settings.instance), self.now())
             .await?;
         for id in &ids {
             tracing::warn!(approval = %id, "approval was executing when the gateway stopped; its outcome is unknown and it is not resent");

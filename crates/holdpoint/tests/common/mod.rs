@@ -130,6 +130,16 @@ pub async fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
         .expect("kubectl thread")
 }
 
+/// For tests that must see what the upstream received, or the emulator's seeded pods: they are
+/// named `emulator_only_*`, and `scripts/test.sh` leaves them out (and says so) when the suite
+/// runs against a real cluster. Run against one anyway, they fail rather than pass unchecked.
+pub fn require_emulator(t: &TestEnv) {
+    assert!(
+        on_emulator(t),
+        "this test needs the in-tree emulator upstream; unset HOLDPOINT_E2E_KUBECONFIG"
+    );
+}
+
 /// True when the suite runs against the in-tree emulator (tests that inspect what the upstream
 /// received need it).
 pub fn on_emulator(t: &TestEnv) -> bool {
