@@ -132,7 +132,11 @@ fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=N runs more cases (256 by default)
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn masking_is_idempotent(mut v in object()) {
@@ -194,4 +198,25 @@ proptest! {
             prop_assert!(!s.is_empty());
         }
     }
+}
+
+/// The properties above are only meaningful if the generated credentials are detected: most
+/// samples of `credential()` must be flagged (a generic assignment may have low entropy).
+#[test]
+fn generated_credentials_are_mostly_flagged() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = credential();
+    let n = 500;
+    let flagged = (0..n)
+        .filter(|_| {
+            let c = strategy.new_tree(&mut runner).unwrap().current();
+            masker().text().is_flagged(&c)
+        })
+        .count();
+    assert!(
+        flagged * 100 >= n * 85,
+        "only {flagged}/{n} generated credentials flagged"
+    );
 }
