@@ -109,6 +109,122 @@ impl Masker {
         self.walk(value, None, summary);
     }
 
+    /// Masks a body whose kind is known from elsewhere (the request's resource), for bodies
+    /// that carry no `kind`: merge patches, strategic merge patches, apply bodies. A `kind` in
+    /// the body still wins.
+    pub fn mask_value_as(&self, value: &mut Value, kind: &str) -> MaskSummary {
+        let mut summary = MaskSummary::new();
+        self.walk(value, Some(kind), &mut summary);
+        summary
+    }
+
+    /// Masks a JSON patch (RFC 6902 array of operations) against an object of `kind`, for the
+    /// record phase. Values written under a Secret's `/data` or `/stringData` are masked; a
+    /// literal `…/env/N/value` is masked whatever the variable's name (the patch does not say
+    /// it: fail closed); env entries and lists get the name rule; a whole-object `""` value is
+    /// masked as `kind`; everything else gets the text detectors. Non-patch input is masked
+    /// like any value.
+    pub fn mask_json_patch(&self, patch: &mut Value, kind: &str) -> MaskSummary {
+        let mut s = MaskSummary::new();
+        let Value::Array(ops) = patch else {
+            self.walk(patch, Some(kind), &mut s);
+            return s;
+        };
+        for op in ops {
+            let Some(op) = op.as_object_mut() else {
+                self.walk(op, None, &mut s);
+                continue;
+            };
+            let path = op
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if let Some(value) = op.get_mut("value") {
+                self.mask_patch_value(&path, value, kind, &mut s);
+            }
+            for (k, v) in op.iter_mut() {
+                if k != "value" {
+                    self.walk(v, None, &mut s);
+                }
+            }
+        }
+        s
+    }
+
+    fn mask_patch_value(&self, path: &str, value: &mut Value, kind: &str, s: &mut MaskSummary) {
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let is_index = |seg: &str| seg == "-" || seg.bytes().all(|b| b.is_ascii_digit());
+        if path.is_empty() || path == "/" {
+            self.walk(value, Some(kind), s);
+            return;
+        }
+        if kind == "Secret"
+            && let Some(field @ ("data" | "stringData")) = segments.first().copied()
+        {
+            let (placeholder, rule) = if field == "data" {
+                (DATA_PLACEHOLDER, "secret.data")
+            } else {
+                (PLACEHOLDER, "secret.stringData")
+            };
+            let mut wrapped = Map::new();
+            if segments.len() == 1 {
+                wrapped.insert(field.to_owned(), std::mem::take(value));
+            } else {
+                let mut inner = Map::new();
+                inner.insert("k".to_owned(), std::mem::take(value));
+                wrapped.insert(field.to_owned(), Value::Object(inner));
+            }
+            mask_secret(&mut wrapped, s);
+            let masked = wrapped.remove(field).unwrap_or(Value::Null);
+            *value = if segments.len() == 1 {
+                match masked {
+                    Value::Object(_) => masked,
+                    // a non-object written over data is replaced whole
+                    other => {
+                        if other.as_str() != Some(placeholder) {
+                            s.add(rule);
+                        }
+                        Value::String(placeholder.to_owned())
+                    }
+                }
+            } else {
+                masked.get("k").cloned().unwrap_or(Value::Null)
+            };
+            return;
+        }
+        let n = segments.len();
+        let env_at = |i: usize| n > i && segments[n - 1 - i] == "env";
+        if n >= 3 && segments[n - 1] == "value" && is_index(segments[n - 2]) && env_at(2) {
+            if let Value::String(v) = value
+                && v != PLACEHOLDER
+            {
+                *v = PLACEHOLDER.to_owned();
+                s.add("env.name");
+            }
+            return;
+        }
+        if env_at(0) || (n >= 2 && is_index(segments[n - 1]) && env_at(1)) {
+            // one env entry or a whole env list: wrap it as a pod to apply the name rule
+            let env = match std::mem::take(value) {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let single = !env_at(0);
+            let mut pod =
+                serde_json::json!({"kind": "Pod", "spec": {"containers": [{"env": env}]}});
+            self.walk(&mut pod, None, s);
+            let mut env = pod["spec"]["containers"][0]["env"].take();
+            *value = if single {
+                env.get_mut(0).map(Value::take).unwrap_or(Value::Null)
+            } else {
+                env
+            };
+            return;
+        }
+        self.walk(value, None, s);
+    }
+
     fn env_name_matches(&self, name: &str) -> bool {
         let lower = name.to_lowercase();
         self.env_patterns.iter().any(|p| lower.contains(p.as_str()))
