@@ -169,19 +169,30 @@ async fn reader_client(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Res
     Ok(kube::Client::try_from(config)?)
 }
 
-async fn count_pending(store: &holdpoint_store::Store) -> anyhow::Result<usize> {
+/// Pending approvals in `namespace` (the store lists at most 1,000 at a time).
+async fn count_pending(store: &holdpoint_store::Store, namespace: &str) -> anyhow::Result<usize> {
     Ok(store
         .list_approvals(&ApprovalFilter {
             state: Some(ApprovalState::Pending),
+            namespace: Some(namespace.into()),
+            limit: 1000,
             ..Default::default()
         })
         .await?
         .len())
 }
 
+/// The approval id in a pending answer's message ("... approval ID is pending ...").
+fn approval_id(body: &str) -> Option<String> {
+    let rest = &body[body.find("approval ")? + "approval ".len()..];
+    let id = rest.split(' ').next()?;
+    (rest[id.len()..].starts_with(" is pending")).then(|| id.to_owned())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let held_n = env_usize("HELD", 1_000)?;
+    ensure!(held_n <= 1000, "HELD is at most 1000 (the store lists 1,000 at a time)");
     let pending_n = env_usize("PENDING", 10_000)?;
     let concurrency = env_usize("CONCURRENCY", 32)?;
     let read_conns = env_usize("READ_CONNS", 8)?;
@@ -284,7 +295,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // every held request has its approval
     let deadline = Instant::now() + Duration::from_secs(120);
-    while count_pending(&store).await? < held_n {
+    while count_pending(&store, "kube-public").await? < held_n {
         ensure!(Instant::now() < deadline, "the held requests' approvals did not appear");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -298,8 +309,10 @@ async fn main() -> anyhow::Result<()> {
     // (3) pending approvals by distinct creates answered 429 at once
     let t = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
+    let ids = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
+        let ids = ids.clone();
         let (next, ca_pem) = (next.clone(), ca_pem.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -312,9 +325,11 @@ async fn main() -> anyhow::Result<()> {
                 let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
                 req.splice(head_end..head_end, b"\r\nConnection: close".iter().copied());
                 let r = common::raw_request(addr, &ca_pem, &req).await;
-                if r.status != 429 {
-                    bail!("create {i}: {} {}", r.status, r.body);
-                }
+                let id = match (r.status, approval_id(&r.body)) {
+                    (429, Some(id)) => id,
+                    _ => bail!("create {i}: {} {}", r.status, r.body),
+                };
+                ids.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
             }
         }));
     }
@@ -326,12 +341,15 @@ async fn main() -> anyhow::Result<()> {
         "  {pending_n} pending approvals created in {secs:.1} s ({:.0}/s)",
         pending_n as f64 / secs
     );
-    let pending = count_pending(&store).await?;
-    ensure!(
-        pending == held_n + pending_n,
-        "{pending} pending approvals, expected {}",
-        held_n + pending_n
-    );
+    // every create made its own approval, and all of them are still pending
+    let ids: Vec<String> = ids.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    ensure!(ids.len() == pending_n, "{} distinct approvals for {pending_n} creates", ids.len());
+    for id in &ids {
+        let a = store.get_approval(id).await?.context("approval vanished")?;
+        ensure!(a.state == ApprovalState::Pending, "{id} is {}", a.state);
+    }
+    ensure!(count_pending(&store, "kube-public").await? == held_n, "held approvals changed");
+    let pending = held_n + pending_n;
     let (rss, _) = memory_kib(pid)?;
     println!("  RSS with {pending} pending approvals and {held_n} held: {}", mib(rss));
 
