@@ -62,11 +62,7 @@ fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
             .lines()
             .find(|l| l.starts_with(name))
             .with_context(|| format!("{name} in /proc/{pid}/status"))?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .context("value")?
-            .parse()?)
+        Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
@@ -192,7 +188,10 @@ fn approval_id(body: &str) -> Option<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let held_n = env_usize("HELD", 1_000)?;
-    ensure!(held_n <= 1000, "HELD is at most 1000 (the store lists 1,000 at a time)");
+    ensure!(
+        held_n <= 1000,
+        "HELD is at most 1000 (the store lists 1,000 at a time)"
+    );
     let pending_n = env_usize("PENDING", 10_000)?;
     let concurrency = env_usize("CONCURRENCY", 32)?;
     let read_conns = env_usize("READ_CONNS", 8)?;
@@ -220,7 +219,10 @@ async fn main() -> anyhow::Result<()> {
          default:\n  action: deny\n"
             .replace("\n- ", "\n  - "),
     )?;
-    let (agent, reader) = ("bench-agent-token-0123456789", "bench-reader-token-0123456789");
+    let (agent, reader) = (
+        "bench-agent-token-0123456789",
+        "bench-reader-token-0123456789",
+    );
     let sha = holdpoint_gateway::phases::authenticate::token_sha256_hex;
     let url = if std::env::var("BENCH_STORE").as_deref() == Ok("postgres") {
         holdpoint_store::testing::fresh_postgres_url()
@@ -271,7 +273,11 @@ async fn main() -> anyhow::Result<()> {
 
     println!(
         "gateway pid {pid}; {held_n} held connections, {pending_n} pending approvals, store {}",
-        if url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" }
+        if url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
     );
     let (rss, _) = memory_kib(pid)?;
     println!("  RSS at start: {}", mib(rss));
@@ -296,7 +302,10 @@ async fn main() -> anyhow::Result<()> {
     // every held request has its approval
     let deadline = Instant::now() + Duration::from_secs(120);
     while count_pending(&store, "kube-public").await? < held_n {
-        ensure!(Instant::now() < deadline, "the held requests' approvals did not appear");
+        ensure!(
+            Instant::now() < deadline,
+            "the held requests' approvals did not appear"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
@@ -342,16 +351,30 @@ async fn main() -> anyhow::Result<()> {
         pending_n as f64 / secs
     );
     // every create made its own approval, and all of them are still pending
-    let ids: Vec<String> = ids.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
-    ensure!(ids.len() == pending_n, "{} distinct approvals for {pending_n} creates", ids.len());
+    let ids: Vec<String> = ids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    ensure!(
+        ids.len() == pending_n,
+        "{} distinct approvals for {pending_n} creates",
+        ids.len()
+    );
     for id in &ids {
         let a = store.get_approval(id).await?.context("approval vanished")?;
         ensure!(a.state == ApprovalState::Pending, "{id} is {}", a.state);
     }
-    ensure!(count_pending(&store, "kube-public").await? == held_n, "held approvals changed");
+    ensure!(
+        count_pending(&store, "kube-public").await? == held_n,
+        "held approvals changed"
+    );
     let pending = held_n + pending_n;
     let (rss, _) = memory_kib(pid)?;
-    println!("  RSS with {pending} pending approvals and {held_n} held: {}", mib(rss));
+    println!(
+        "  RSS with {pending} pending approvals and {held_n} held: {}",
+        mib(rss)
+    );
 
     // (4) reads while everything is held
     let during = measure_reads(&client, read_conns, read_secs).await?;
@@ -365,12 +388,19 @@ async fn main() -> anyhow::Result<()> {
             answered += 1;
         }
     }
-    ensure!(answered == 0, "{answered} held connections were answered or closed");
+    ensure!(
+        answered == 0,
+        "{answered} held connections were answered or closed"
+    );
     let (rss, hwm) = memory_kib(pid)?;
     println!("  RSS at the end: {} (peak VmHWM {})", mib(rss), mib(hwm));
     println!(
         "  target RSS < 300 MiB: {}",
-        if hwm < 300 * 1024 { "met (peak)" } else { "MISSED (peak)" }
+        if hwm < 300 * 1024 {
+            "met (peak)"
+        } else {
+            "MISSED (peak)"
+        }
     );
     println!(
         "  reads during / before: p50 x{:.2}, p99 x{:.2}, parallel throughput x{:.2}",

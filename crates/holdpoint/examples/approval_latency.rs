@@ -47,7 +47,9 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = match std::env::args().nth(1) {
-        Some(a) => a.parse().context("N (number of approvals) must be a number")?,
+        Some(a) => a
+            .parse()
+            .context("N (number of approvals) must be a number")?,
         None => 200,
     };
     ensure!(n > 0, "N must be positive");
@@ -107,10 +109,16 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         let creates_before = emulator.requests().iter().filter(|r| is_create(r)).count();
-        ensure!(creates_before == i, "the emulator saw {creates_before} creates before #{i}");
+        ensure!(
+            creates_before == i,
+            "the emulator saw {creates_before} creates before #{i}"
+        );
         let t0 = Instant::now();
         let voted = reviewer
-            .post(&format!("/v1/approvals/{id}/approve"), serde_json::json!({}))
+            .post(
+                &format!("/v1/approvals/{id}/approve"),
+                serde_json::json!({}),
+            )
             .await?;
         let round_trip = t0.elapsed();
         ensure!(voted["state"] == "executed", "approve answered {voted}");
@@ -123,7 +131,10 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         ensure!(creates.len() == i + 1, "exactly one create per approval");
         let received = creates[i].received_at;
-        ensure!(received >= t0, "the create reached the upstream before the approve call");
+        ensure!(
+            received >= t0,
+            "the create reached the upstream before the approve call"
+        );
         if i >= warmup {
             latencies.push(received - t0);
             round_trips.push(round_trip);
@@ -132,10 +143,18 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
     round_trips.sort();
     let store_name = if postgres { "PostgreSQL" } else { "SQLite" };
-    println!("approve -> upstream receive, {n} approvals ({warmup} warm-up not counted), store {store_name}");
+    println!(
+        "approve -> upstream receive, {n} approvals ({warmup} warm-up not counted), store {store_name}"
+    );
     for (what, v) in [
-        ("approve call sent -> create received by the emulator", &latencies),
-        ("approve call round trip (client sees the answer)", &round_trips),
+        (
+            "approve call sent -> create received by the emulator",
+            &latencies,
+        ),
+        (
+            "approve call round trip (client sees the answer)",
+            &round_trips,
+        ),
     ] {
         println!(
             "  {what}: p50 {} p90 {} p99 {} max {}",
@@ -148,7 +167,11 @@ async fn main() -> anyhow::Result<()> {
     let p99 = percentile(&latencies, 99.0);
     println!(
         "  target p99 < 20 ms: {}",
-        if p99 < Duration::from_millis(20) { "met" } else { "MISSED" }
+        if p99 < Duration::from_millis(20) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     t.env.shutdown().await;
     Ok(())
