@@ -37,6 +37,9 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// Every header in arrival order, names lower-cased (values lossily decoded as UTF-8).
     pub headers: Vec<(String, String)>,
+    /// When the emulator's router received the request (its head; before the body is read).
+    /// Benchmarks compare it with their own `Instant`s when the emulator runs in-process.
+    pub received_at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -80,6 +83,7 @@ pub struct App {
 impl App {
     fn record(&self, req: &Request<Incoming>) {
         let r = RecordedRequest {
+            received_at: std::time::Instant::now(),
             method: req.method().to_string(),
             path: req.uri().path().to_string(),
             query: req.uri().query().map(String::from),
