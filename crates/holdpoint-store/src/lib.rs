@@ -95,6 +95,13 @@ impl Drop for Inner {
     }
 }
 
+/// How often a waiter re-reads its approval when no notification came. Waiters wake at once on
+/// this process's changes and on PostgreSQL notifications from other replicas; polling only
+/// catches changes made without either (another process on the same SQLite file). Kept long: a
+/// thousand held callers polling every 500 ms were 2,000 reads a second that slowed unrelated
+/// requests (docs/BENCHMARKS.md, "Approvals").
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The store: cheap to clone (one shared connection pool).
 #[derive(Clone)]
 pub struct Store {
@@ -188,7 +195,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 changes,
-                poll_interval: std::sync::Mutex::new(Duration::from_millis(500)),
+                poll_interval: std::sync::Mutex::new(DEFAULT_POLL_INTERVAL),
                 listener,
             }),
         }
@@ -214,7 +221,7 @@ impl Store {
     }
 
     /// How often [`Store::wait_for_change`] re-reads the approval when no notification came
-    /// (default 500 ms).
+    /// (default [`DEFAULT_POLL_INTERVAL`]).
     pub fn set_poll_interval(&self, interval: Duration) {
         *self
             .inner
