@@ -99,6 +99,10 @@ impl RunningGateway {
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
     }
+    /// `https://` and the admin address (the reviewer API).
+    pub fn admin_url(&self) -> String {
+        format!("https://{}", self.admin_addr)
+    }
     /// PEM of the CA callers must trust.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem

@@ -155,7 +155,7 @@ impl Env {
         write_config_file(&config_file, &config, &gateway)?;
 
         let server = gateway.url();
-        let admin_server = format!("https://{}", gateway.admin_addr());
+        let admin_server = gateway.admin_url();
         let agent_kubeconfig = dir.join("agent.kubeconfig");
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         let ns = matches!(options.upstream, UpstreamChoice::Emulator).then_some("demo");

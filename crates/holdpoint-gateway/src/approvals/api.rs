@@ -11,14 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use holdpoint_store::{
     Approval as StoredApproval, ApprovalFilter, ApprovalState, Decision as Vote, FreezeMode, Voter,
 };
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -98,12 +98,24 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn authenticate(
-    state: &ApiState,
-    headers: &HeaderMap,
-    conn: &ConnectionInfo,
-) -> ApiResult<Identity> {
-    Ok(state.auth.authenticate(headers, conn).await?)
+/// The authenticated caller of an API request: every handler takes one, so no route can forget
+/// to authenticate. Uses the data path's chain on the request headers and the connection the
+/// admin listener attached (`ConnectionInfo` extension).
+struct Caller(Identity);
+
+impl axum::extract::FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let conn = parts
+            .extensions
+            .get::<ConnectionInfo>()
+            .ok_or_else(|| GatewayError::Internal("no connection info".into()))?;
+        Ok(Caller(state.auth.authenticate(&parts.headers, conn).await?))
+    }
 }
 
 async fn openapi() -> ApiResult<Json<Value>> {
@@ -163,11 +175,9 @@ struct ListQuery {
 
 async fn list(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let who = authenticate(&state, &headers, &conn).await?;
     let state_filter = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -208,11 +218,9 @@ async fn visible(state: &ApiState, who: &Identity, id: &str) -> ApiResult<Stored
 
 async fn show(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let who = authenticate(&state, &headers, &conn).await?;
     let a = visible(&state, &who, &id).await?;
     let store = state.approvals.store();
     let votes: Vec<Value> = store
@@ -341,13 +349,11 @@ struct ReasonBody {
 
 async fn vote(
     state: ApiState,
-    conn: ConnectionInfo,
-    headers: HeaderMap,
+    who: Identity,
     id: String,
     decision: Vote,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
-    let who = authenticate(&state, &headers, &conn).await?;
     let reason = body.and_then(|Json(b)| b.reason).filter(|r| !r.is_empty());
     if decision == Vote::Deny && reason.is_none() {
         return Err(GatewayError::BadRequest("a denial needs a reason".into()).into());
@@ -391,32 +397,28 @@ async fn vote(
 
 async fn approve(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
-    vote(state, conn, headers, id, Vote::Approve, body).await
+    vote(state, who, id, Vote::Approve, body).await
 }
 
 async fn deny(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
-    vote(state, conn, headers, id, Vote::Deny, body).await
+    vote(state, who, id, Vote::Deny, body).await
 }
 
 async fn cancel(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
-    let who = authenticate(&state, &headers, &conn).await?;
     let reason = body.and_then(|Json(b)| b.reason);
     let a = state
         .approvals
@@ -434,12 +436,10 @@ struct WaitQuery {
 
 async fn wait(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Json<Value>> {
-    let who = authenticate(&state, &headers, &conn).await?;
     let timeout = match q.timeout.as_deref() {
         None | Some("") => Duration::from_secs(60),
         Some(t) => crate::config::parse_duration(t)
@@ -477,12 +477,7 @@ async fn wait(
     Ok(Json(out))
 }
 
-async fn get_freeze(
-    State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    authenticate(&state, &headers, &conn).await?;
+async fn get_freeze(State(state): State<ApiState>, _caller: Caller) -> ApiResult<Json<Value>> {
     let f = state.approvals.store().freeze().await?;
     Ok(Json(serde_json::to_value(f).unwrap_or_default()))
 }
@@ -499,11 +494,9 @@ struct FreezeBody {
 
 async fn put_freeze(
     State(state): State<ApiState>,
-    Extension(conn): Extension<ConnectionInfo>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Json(body): Json<FreezeBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let who = authenticate(&state, &headers, &conn).await?;
     if !state.admins.includes(&who) {
         return Err(GatewayError::Forbidden(format!(
             "{} may not switch the freeze: only the configured admins may",
