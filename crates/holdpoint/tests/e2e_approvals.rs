@@ -84,13 +84,13 @@ impl Setup {
             .unwrap()
     }
 
-    /// A second reviewer (group `reviewers`), with its own kubeconfig.
-    async fn second_reviewer(&self) -> PathBuf {
-        let path = self.t.dir.path().join("second.kubeconfig");
+    /// A kubeconfig for a new stored-token identity `user` in group `reviewers`.
+    async fn reviewer_kubeconfig(&self, user: &str) -> PathBuf {
+        let path = self.t.dir.path().join(format!("{user}.kubeconfig"));
         holdpoint::tokens::write_token_kubeconfig(
             self.t.env.gateway.store(),
             &holdpoint::tokens::TokenSpec {
-                user: "second-reviewer".into(),
+                user: user.into(),
                 groups: vec!["reviewers".into()],
                 ttl: None,
                 description: None,
@@ -98,11 +98,8 @@ impl Setup {
             },
             holdpoint::tokens::Target {
                 server: &self.t.env.gateway.url(),
-
-                admin_server: &format!("https://{}", self.t.env.gateway.admin_addr()),
-
+                admin_server: &self.t.env.gateway.admin_url(),
                 ca_pem: self.t.env.gateway.ca_pem(),
-
                 namespace: Some("demo"),
             },
             &path,
@@ -326,30 +323,7 @@ async fn denied_with_the_reason_shown_by_kubectl(backend: Backend) {
 async fn the_requester_cannot_approve_its_own_request(backend: Backend) {
     let s = setup(backend, None).await;
     // The agent is given the reviewer group too: still never its own reviewer.
-    let agent_as_reviewer = s.t.dir.path().join("self.kubeconfig");
-    holdpoint::tokens::write_token_kubeconfig(
-        s.t.env.gateway.store(),
-        &holdpoint::tokens::TokenSpec {
-            user: "self-reviewer".into(),
-            groups: vec!["reviewers".into()],
-            ttl: None,
-            description: None,
-            created_by: "test".into(),
-        },
-        holdpoint::tokens::Target {
-            server: &s.t.env.gateway.url(),
-
-            admin_server: &format!("https://{}", s.t.env.gateway.admin_addr()),
-
-            ca_pem: s.t.env.gateway.ca_pem(),
-
-            namespace: Some("demo"),
-        },
-        &agent_as_reviewer,
-        jiff::Timestamp::now(),
-    )
-    .await
-    .unwrap();
+    let agent_as_reviewer = s.reviewer_kubeconfig("self-reviewer").await;
     let kc = agent_as_reviewer.clone();
     let kubectl = tokio::task::spawn_blocking(move || {
         common::kubectl_blocking(
@@ -379,6 +353,18 @@ async fn the_requester_cannot_approve_its_own_request(backend: Backend) {
         .holdpoint(&s.t.env.agent_kubeconfig, &["approvals", "approve", &id])
         .await;
     assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(s.approval(&id).await.state, ApprovalState::Pending);
+    // Nobody without a credential gets anywhere near the API.
+    let anonymous = common::raw_request(
+        s.t.env.gateway.admin_addr(),
+        s.t.env.gateway.ca_pem(),
+        format!(
+            "POST /v1/approvals/{id}/approve HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert_eq!(s.approval(&id).await.state, ApprovalState::Pending);
     // The requester may cancel; kubectl then gets a 403.
     s.holdpoint_ok(&agent_as_reviewer, &["approvals", "cancel", &id])
@@ -412,7 +398,7 @@ async fn quorum_of_two_needs_two_distinct_reviewers(backend: Backend) {
         !s.upstream_has(&["get", "configmap", "two", "-n", "default"])
             .await
     );
-    let second = s.second_reviewer().await;
+    let second = s.reviewer_kubeconfig("second-reviewer").await;
     s.holdpoint_ok(&second, &["approvals", "approve", &id])
         .await;
     let out = kubectl.await.unwrap();
