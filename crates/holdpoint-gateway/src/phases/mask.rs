@@ -218,14 +218,33 @@ impl Masker for EngineMasker {
         if upstream.contains_key(header::UPGRADE) {
             return;
         }
-        upstream.remove(header::ACCEPT_ENCODING);
-        if !is_resource_request(ex) {
-            return;
+        let mut accept = is_resource_request(ex).then(|| {
+            json_only_accept(accept_of(upstream).as_deref())
+                .unwrap_or(HeaderValue::from_static("application/json"))
+        });
+        let rewrite = accept.is_some();
+        // rebuilt rather than edited in place: the other headers keep their order
+        let old = std::mem::take(upstream);
+        let mut name = None;
+        for (n, value) in old {
+            if n.is_some() {
+                name = n;
+            }
+            let Some(n) = &name else { continue };
+            if *n == header::ACCEPT_ENCODING {
+                continue;
+            }
+            if *n == header::ACCEPT && rewrite {
+                if let Some(a) = accept.take() {
+                    upstream.append(header::ACCEPT, a);
+                }
+                continue;
+            }
+            upstream.append(n.clone(), value);
         }
-        let accept = accept_of(upstream);
-        let rewritten = json_only_accept(accept.as_deref())
-            .unwrap_or(HeaderValue::from_static("application/json"));
-        upstream.insert(header::ACCEPT, rewritten);
+        if let Some(a) = accept {
+            upstream.append(header::ACCEPT, a);
+        }
     }
 
     fn mask(
