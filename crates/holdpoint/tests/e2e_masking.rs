@@ -592,6 +592,9 @@ async fn raw_partial_object_metadata() {
 #[tokio::test(flavor = "multi_thread")]
 async fn raw_accept_protobuf_only_is_refused_with_406() {
     let s = seeded().await;
+    if let Some(emu) = &s.t.env.emulator {
+        emu.clear_requests();
+    }
     let (status, head, body) = get(
         &s,
         &format!("/api/v1/namespaces/{NS}/secrets"),
@@ -606,6 +609,15 @@ async fn raw_accept_protobuf_only_is_refused_with_406() {
         (Some("Status"), Some(406))
     );
     s.c.assert_absent("Accept protobuf", &body);
+    // refused by the gateway itself: an apiserver would have answered in protobuf
+    if let Some(emu) = &s.t.env.emulator {
+        assert!(
+            !emu.requests()
+                .iter()
+                .any(|r| r.path.ends_with(&format!("{NS}/secrets"))),
+            "the request reached the upstream"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
