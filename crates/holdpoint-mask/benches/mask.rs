@@ -7,68 +7,11 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use holdpoint_mask::{JsonStream, LineStream, MaskConfig, MaskSummary, Masker, NO_REVEAL};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::hint::black_box;
 
-fn secret_list(n: usize) -> Value {
-    let items: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({
-                "metadata": {
-                    "name": format!("app-{i}-credentials"), "namespace": format!("team-{}", i % 40),
-                    "uid": format!("0b6a1c9e-1f2d-4a61-9a52-{i:012}"), "resourceVersion": format!("{}", 100000 + i),
-                    "creationTimestamp": "2026-12-01T10:00:00Z",
-                    "labels": {"app.kubernetes.io/name": format!("app-{i}"), "app.kubernetes.io/managed-by": "Helm"},
-                    "managedFields": [{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
-                        "time": "2026-12-01T10:00:00Z", "fieldsType": "FieldsV1",
-                        "fieldsV1": {"f:data": {".": {}, "f:password": {}, "f:username": {}, "f:url": {}}, "f:type": {}}}]
-                },
-                "type": "Opaque",
-                "data": {"password": "UzNjcjN0UEBzc3cwcmQhMTIzNDU2Nzg=", "username": "YXBwLXVzZXI=",
-                         "url": "cG9zdGdyZXM6Ly9hcHA6UzNjcjN0QGRiOjU0MzIvYXBw"}
-            })
-        })
-        .collect();
-    json!({"kind": "SecretList", "apiVersion": "v1", "metadata": {"resourceVersion": "123456"}, "items": items})
-}
-
-fn log_text(bytes: usize, with_secrets: bool) -> String {
-    let lines = [
-        "I1202 10:00:00.123456       1 controller.go:42] \"Synced\" pod=\"default/web-7d9f8b6c4-x2x9q\" duration=\"12.3ms\"\n",
-        "2026-12-02T10:00:00Z level=info msg=\"request completed\" method=GET path=/api/v1/orders status=200 bytes=5123\n",
-        "W1202 10:00:01.000001       1 reflector.go:561] watch of *v1.ConfigMap ended with: too old resource version\n",
-    ];
-    let secrets = [
-        "2026-12-02T10:00:02Z level=debug msg=\"connecting\" dsn=postgres://app:Sup3r-S3cret!@db:5432/app\n",
-        "2026-12-02T10:00:03Z level=debug msg=\"auth\" header=\"Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl\"\n",
-    ];
-    let mut out = String::with_capacity(bytes + 200);
-    let mut i = 0usize;
-    while out.len() < bytes {
-        if with_secrets && i % 50 == 49 {
-            out.push_str(secrets[(i / 50) % 2]);
-        } else {
-            out.push_str(lines[i % 3]);
-        }
-        i += 1;
-    }
-    out
-}
-
-fn config_map_list(n: usize) -> Value {
-    let items: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({
-                "metadata": {"name": format!("app-{i}-config"), "namespace": format!("team-{}", i % 40),
-                    "uid": format!("7c1d2e3f-1f2d-4a61-9a52-{i:012}"), "resourceVersion": format!("{}", 200000 + i),
-                    "creationTimestamp": "2026-12-01T10:00:00Z", "labels": {"app": format!("app-{i}")}},
-                "data": {"LOG_LEVEL": "info", "FEATURE_FLAGS": "search,checkout,recommendations",
-                         "app.properties": "server.port=8080\nspring.profiles.active=prod\nmanagement.endpoints=health,info\n"}
-            })
-        })
-        .collect();
-    json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "223456"}, "items": items})
-}
+mod fixtures;
+use fixtures::{config_map_list, log_text, secret_list, secret_watch};
 
 /// Runs the streaming masker over `body` in 64 KiB chunks (as hyper delivers a large body).
 fn stream_mask(masker: &Masker, body: &[u8]) -> usize {
@@ -90,14 +33,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("stream");
     let secrets = serde_json::to_vec(&secret_list(10_000)).unwrap();
     let config_maps = serde_json::to_vec(&config_map_list(10_000)).unwrap();
-    let mut watch = Vec::new();
-    for item in secret_list(10_000)["items"].as_array().unwrap() {
-        let mut obj = item.clone();
-        obj["kind"] = json!("Secret");
-        obj["apiVersion"] = json!("v1");
-        serde_json::to_writer(&mut watch, &json!({"type": "ADDED", "object": obj})).unwrap();
-        watch.push(b'\n');
-    }
+    let watch = secret_watch(10_000);
     let logs = log_text(8 << 20, true);
     g.sample_size(20);
     for (name, body) in [

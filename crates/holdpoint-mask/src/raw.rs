@@ -41,6 +41,8 @@ pub(crate) struct Invalid;
 enum Stop {
     /// Not JSON the fast path reads: the slow path decides.
     Invalid,
+    /// The bytes end inside the value (only meaningful for a prefix, see [`mask_prefix`]).
+    Incomplete,
     /// Needs the slow path (a detector may match, a Table).
     Slow,
 }
@@ -76,12 +78,28 @@ pub(crate) fn mask_into(
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Result<(), Invalid> {
-    if fast(m, bytes, hint, reveal, summary, scratch, out).is_ok() {
+    if fast(m, bytes, hint, reveal, summary, scratch, out, false).is_ok() {
         return Ok(());
     }
     let mut v: Value = serde_json::from_slice(bytes).map_err(|_| Invalid)?;
     m.mask_value_with(&mut v, hint, reveal, summary);
     serde_json::to_writer(out, &v).map_err(|_| Invalid)
+}
+
+/// Masks the JSON value at the start of `bytes` (more may follow it) on the fast path,
+/// appending it to `out`: its length, or `None` when the fast path cannot finish it (the bytes
+/// end inside it, or it needs the slow path), and then nothing was appended. Saves finding
+/// where a list item ends before masking it.
+pub(crate) fn mask_prefix(
+    m: &Masker,
+    bytes: &[u8],
+    hint: Option<&str>,
+    reveal: &Reveal,
+    summary: &mut MaskSummary,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    fast(m, bytes, hint, reveal, summary, scratch, out, true).ok()
 }
 
 /// [`mask_into`] for a one-off value.
@@ -130,9 +148,10 @@ fn fast_only(m: &Masker, bytes: &[u8], hint: Option<&str>) -> Option<Vec<u8>> {
         &mut s,
         &mut Scratch::default(),
         &mut out,
+        false,
     )
     .ok()
-    .map(|()| out)
+    .map(|_| out)
 }
 
 /// The static rules the fast path counts (no allocation per value).
@@ -145,6 +164,9 @@ const RULES: [&str; 6] = [
     "tokenreview.token",
 ];
 
+/// The fast path over `bytes` (a whole value, or with `prefix` a value followed by anything):
+/// on success the value's length, its masked bytes appended to `out`.
+#[allow(clippy::too_many_arguments)]
 fn fast(
     m: &Masker,
     bytes: &[u8],
@@ -153,13 +175,13 @@ fn fast(
     summary: &mut MaskSummary,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
-) -> Result<(), Stop> {
-    let s = std::str::from_utf8(bytes).map_err(|_| Stop::Invalid)?;
+    prefix: bool,
+) -> Result<usize, Stop> {
     let mut w = Walker {
         m,
         reveal,
-        s,
         b: bytes,
+        end: 0,
         edits: std::mem::take(&mut scratch.edits),
         blanks: std::mem::take(&mut scratch.blanks),
         last_applied: std::mem::take(&mut scratch.last_applied),
@@ -172,7 +194,7 @@ fn fast(
     w.edits.clear();
     w.blanks.clear();
     w.last_applied.clear();
-    let result = w.run(hint, &mut scratch.scan);
+    let result = w.run(hint, prefix, &mut scratch.scan);
     if result.is_ok() {
         w.render(out);
         for (rule, n) in RULES.iter().zip(w.counts) {
@@ -226,8 +248,9 @@ enum Ctx {
 struct Walker<'m, 'a> {
     m: &'m Masker,
     reveal: &'m Reveal,
-    s: &'a str,
     b: &'a [u8],
+    /// Where the value ends (once walked).
+    end: usize,
     /// Changes, in order, never overlapping.
     edits: Vec<Edit>,
     /// Revealed objects: unchanged, but blanked for the detector pass.
@@ -245,20 +268,20 @@ struct Walker<'m, 'a> {
 }
 
 impl<'a> Walker<'_, 'a> {
-    /// Walks the value and runs the detector pass; `Ok` when the edits are the whole masking.
-    fn run(&mut self, hint: Option<&str>, scan: &mut Vec<u8>) -> Result<(), Stop> {
+    /// Walks the value and runs the detector pass: the value's end when the edits are the
+    /// whole masking.
+    fn run(&mut self, hint: Option<&str>, prefix: bool, scan: &mut Vec<u8>) -> Result<usize, Stop> {
         let b = self.b;
         let start = ws(b, 0);
-        if start >= b.len() {
-            return Err(Stop::Invalid);
-        }
         let end = self.value(start, hint, Ctx::Plain)?;
-        if ws(b, end) != b.len() {
+        if !prefix && ws(b, end) != b.len() {
             return Err(Stop::Invalid);
         }
+        self.end = if prefix { end } else { b.len() };
+        std::str::from_utf8(&b[..self.end]).map_err(|_| Stop::Invalid)?;
         if !self.check_strings {
             let may_match = if self.edits.is_empty() && self.blanks.is_empty() {
-                self.m.text().raw_may_match(b)
+                self.m.text().raw_may_match(&b[..self.end])
             } else {
                 scan.clear();
                 self.render_scan(scan);
@@ -268,7 +291,7 @@ impl<'a> Walker<'_, 'a> {
                 return Err(Stop::Slow);
             }
         }
-        Ok(())
+        Ok(self.end)
     }
 
     fn count(&mut self, rule: &str) {
@@ -294,15 +317,16 @@ impl<'a> Walker<'_, 'a> {
             Some(b'f') => self.literal(i, b"false"),
             Some(b'n') => self.literal(i, b"null"),
             Some(b'-' | b'0'..=b'9') => self.number(i),
-            _ => Err(Stop::Invalid),
+            Some(_) => Err(Stop::Invalid),
+            None => Err(Stop::Incomplete),
         }
     }
 
     fn literal(&self, i: usize, lit: &[u8]) -> Result<usize, Stop> {
-        if self.b.get(i..i + lit.len()) == Some(lit) {
-            Ok(i + lit.len())
-        } else {
-            Err(Stop::Invalid)
+        match self.b.get(i..i + lit.len()) {
+            Some(x) if x == lit => Ok(i + lit.len()),
+            None if lit.starts_with(&self.b[i..]) => Err(Stop::Incomplete),
+            _ => Err(Stop::Invalid),
         }
     }
 
@@ -315,18 +339,25 @@ impl<'a> Walker<'_, 'a> {
             }
             (i, i > start)
         };
+        let short = |i: usize| {
+            if i >= b.len() {
+                Stop::Incomplete
+            } else {
+                Stop::Invalid
+            }
+        };
         if b.get(i) == Some(&b'-') {
             i += 1;
         }
         match b.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => i = digits(i).0,
-            _ => return Err(Stop::Invalid),
+            _ => return Err(short(i)),
         }
         if b.get(i) == Some(&b'.') {
             let (j, any) = digits(i + 1);
             if !any {
-                return Err(Stop::Invalid);
+                return Err(short(j));
             }
             i = j;
         }
@@ -337,9 +368,13 @@ impl<'a> Walker<'_, 'a> {
             }
             let (j, any) = digits(i);
             if !any {
-                return Err(Stop::Invalid);
+                return Err(short(j));
             }
             i = j;
+        }
+        if i >= b.len() {
+            // a number at the end of the bytes may go on
+            return Err(Stop::Incomplete);
         }
         Ok(i)
     }
@@ -351,20 +386,31 @@ impl<'a> Walker<'_, 'a> {
         let mut j = i + 1;
         let mut escaped = false;
         loop {
-            let k = memchr2(b'"', b'\\', &b[j.min(b.len())..]).ok_or(Stop::Invalid)?;
-            // control characters must be escaped in JSON (fold: no early exit, vectorizes)
-            if b[j..j + k].iter().fold(false, |acc, &c| acc | (c < 0x20)) {
+            // most strings of an object are short: look at the first bytes one by one before
+            // paying for a vectorized search
+            let short_end = (j + 24).min(b.len());
+            while j < short_end && !matches!(b[j], b'"' | b'\\' | 0..0x20) {
+                j += 1;
+            }
+            if j == short_end {
+                let k = memchr2(b'"', b'\\', &b[j.min(b.len())..]).ok_or(Stop::Incomplete)?;
+                // control characters must be escaped in JSON (fold: no early exit, vectorizes)
+                if b[j..j + k].iter().fold(false, |acc, &c| acc | (c < 0x20)) {
+                    return Err(Stop::Invalid);
+                }
+                j += k;
+            } else if b[j] < 0x20 {
                 return Err(Stop::Invalid);
             }
-            j += k;
             if b[j] == b'"' {
                 return Ok((j + 1, escaped));
             }
             escaped = true;
             match b.get(j + 1) {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                None => return Err(Stop::Incomplete),
                 Some(b'u') => {
-                    let hex = b.get(j + 2..j + 6).ok_or(Stop::Invalid)?;
+                    let hex = b.get(j + 2..j + 6).ok_or(Stop::Incomplete)?;
                     if !hex.iter().all(u8::is_ascii_hexdigit) {
                         return Err(Stop::Invalid);
                     }
@@ -377,13 +423,27 @@ impl<'a> Walker<'_, 'a> {
 
     /// The text of the string at `range` (quotes included).
     fn decode(&self, range: Range<usize>, escaped: bool) -> Result<Cow<'a, str>, Stop> {
-        let s: &'a str = self.s;
+        let b: &'a [u8] = self.b;
         if escaped {
-            serde_json::from_str::<String>(&s[range])
+            serde_json::from_slice::<String>(&b[range])
                 .map(Cow::Owned)
                 .map_err(|_| Stop::Invalid)
         } else {
-            Ok(Cow::Borrowed(&s[range.start + 1..range.end - 1]))
+            std::str::from_utf8(&b[range.start + 1..range.end - 1])
+                .map(Cow::Borrowed)
+                .map_err(|_| Stop::Invalid)
+        }
+    }
+
+    /// The bytes of the key at `range`: as they are, or decoded when escaped.
+    fn key_bytes(&self, range: Range<usize>, escaped: bool) -> Result<Cow<'a, [u8]>, Stop> {
+        let b: &'a [u8] = self.b;
+        if escaped {
+            serde_json::from_slice::<String>(&b[range])
+                .map(|k| Cow::Owned(k.into_bytes()))
+                .map_err(|_| Stop::Invalid)
+        } else {
+            Ok(Cow::Borrowed(&b[range.start + 1..range.end - 1]))
         }
     }
 
@@ -431,7 +491,8 @@ impl<'a> Walker<'_, 'a> {
                     self.depth -= 1;
                     return Ok(j + 1);
                 }
-                _ => return Err(Stop::Invalid),
+                Some(_) => return Err(Stop::Invalid),
+                None => return Err(Stop::Incomplete),
             }
         }
     }
@@ -451,37 +512,41 @@ impl<'a> Walker<'_, 'a> {
             j + 1
         } else {
             loop {
-                if b.get(j) != Some(&b'"') {
-                    return Err(Stop::Invalid);
+                match b.get(j) {
+                    Some(b'"') => {}
+                    Some(_) => return Err(Stop::Invalid),
+                    None => return Err(Stop::Incomplete),
                 }
                 let (kend, kesc) = self.string(j)?;
-                let key = self.decode(j..kend, kesc)?;
-                if (kesc || self.check_strings) && self.m.text().is_flagged(&key) {
-                    return Err(Stop::Slow);
+                if kesc || self.check_strings {
+                    self.check_text(j..kend, kesc)?;
                 }
+                let key = self.key_bytes(j..kend, kesc)?;
                 let colon = ws(b, kend);
-                if b.get(colon) != Some(&b':') {
-                    return Err(Stop::Invalid);
+                match b.get(colon) {
+                    Some(b':') => {}
+                    Some(_) => return Err(Stop::Invalid),
+                    None => return Err(Stop::Incomplete),
                 }
                 let vstart = ws(b, colon + 1);
                 let first = b.get(vstart).copied();
                 let vend = match (key.as_ref(), ctx, first) {
-                    ("metadata", _, Some(b'{')) => {
+                    (b"metadata", _, Some(b'{')) => {
                         let before = self.last_applied.len();
                         let e = self.value(vstart, None, Ctx::Metadata)?;
                         last_applied.extend(self.last_applied.drain(before..));
                         e
                     }
-                    ("annotations", Ctx::Metadata, Some(b'{')) => {
+                    (b"annotations", Ctx::Metadata, Some(b'{')) => {
                         self.value(vstart, None, Ctx::Annotations)?
                     }
-                    (LAST_APPLIED, Ctx::Annotations, Some(b'"')) => {
+                    (k, Ctx::Annotations, Some(b'"')) if k == LAST_APPLIED.as_bytes() => {
                         // masked by the object that owns this metadata (unless it is revealed)
                         let (e, _) = self.string(vstart)?;
                         self.last_applied.push(vstart..e);
                         e
                     }
-                    ("items", _, Some(b'[')) => {
+                    (b"items", _, Some(b'[')) => {
                         let ik = item_kind(own_kind.as_deref().or(hint)).map(str::to_owned);
                         let e = self.array(vstart, ik.as_deref())?;
                         items_walked_as = Some(ik);
@@ -489,7 +554,7 @@ impl<'a> Walker<'_, 'a> {
                     }
                     _ => self.value(vstart, None, Ctx::Plain)?,
                 };
-                if key == "kind" {
+                if key.as_ref() == b"kind" {
                     // the last `kind` wins, as when the JSON is decoded
                     own_kind = self.string_at(&(vstart..vend))?;
                 }
@@ -502,7 +567,8 @@ impl<'a> Walker<'_, 'a> {
                 match b.get(j) {
                     Some(b',') => j = ws(b, j + 1),
                     Some(b'}') => break j + 1,
-                    _ => return Err(Stop::Invalid),
+                    Some(_) => return Err(Stop::Invalid),
+                    None => return Err(Stop::Incomplete),
                 }
             }
         };
@@ -521,11 +587,8 @@ impl<'a> Walker<'_, 'a> {
     }
 
     fn key_is(&self, m: &Member, key: &str) -> bool {
-        if m.key_escaped {
-            self.decode(m.key.clone(), true).is_ok_and(|k| k == key)
-        } else {
-            &self.s[m.key.start + 1..m.key.end - 1] == key
-        }
+        self.key_bytes(m.key.clone(), m.key_escaped)
+            .is_ok_and(|k| k.as_ref() == key.as_bytes())
     }
 
     /// Applies the rules of the object's kind once all its members are walked.
@@ -667,7 +730,10 @@ impl<'a> Walker<'_, 'a> {
             let (kend, kesc) = self.string(j)?;
             let vstart = ws(b, ws(b, kend) + 1);
             let vend = skip(b, vstart).ok_or(Stop::Invalid)?;
-            if key.is_none_or(|k| self.decode(j..kend, kesc).is_ok_and(|d| d == k)) {
+            if key.is_none_or(|k| {
+                self.key_bytes(j..kend, kesc)
+                    .is_ok_and(|d| d.as_ref() == k.as_bytes())
+            }) {
                 out.push(vstart..vend);
             }
             j = ws(b, vend);
@@ -790,20 +856,20 @@ impl<'a> Walker<'_, 'a> {
 
     /// Appends the value with the edits applied to `out`.
     fn render(&self, out: &mut Vec<u8>) {
-        out.reserve(self.b.len());
+        out.reserve(self.end);
         let mut pos = 0;
         for e in &self.edits {
             out.extend_from_slice(&self.b[pos..e.range.start]);
             out.extend_from_slice(e.with.as_bytes());
             pos = e.range.end;
         }
-        out.extend_from_slice(&self.b[pos..]);
+        out.extend_from_slice(&self.b[pos..self.end]);
     }
 
     /// Appends the value with every edited value and revealed object blanked (`""`) to `out`,
     /// for the detector pass.
     fn render_scan(&self, out: &mut Vec<u8>) {
-        out.reserve(self.b.len());
+        out.reserve(self.end);
         let mut pos = 0;
         let (mut e, mut x) = (self.edits.iter().peekable(), self.blanks.iter().peekable());
         loop {
@@ -822,7 +888,7 @@ impl<'a> Walker<'_, 'a> {
             out.extend_from_slice(b"\"\"");
             pos = r.end;
         }
-        out.extend_from_slice(&self.b[pos..]);
+        out.extend_from_slice(&self.b[pos..self.end]);
     }
 }
 

@@ -252,7 +252,7 @@ impl JsonStream {
     fn run(&mut self, m: &Masker, out: &mut Vec<u8>) -> Result<(), StreamError> {
         loop {
             let step = match &self.state {
-                State::Between => self.step_between(),
+                State::Between => self.step_between(m, out),
                 State::Members(_) => self.step_members(m, out)?,
                 State::Elements(_) => self.step_elements(m, out)?,
                 State::Whole(_) => self.step_whole(m, out)?,
@@ -274,7 +274,7 @@ impl JsonStream {
         StreamError::Invalid { value: self.values }
     }
 
-    fn step_between(&mut self) -> Step {
+    fn step_between(&mut self, m: &Masker, out: &mut Vec<u8>) -> Step {
         let b = &self.buf[self.pos..];
         let i = raw_ws(b, 0);
         let Some(&c) = b.get(i) else {
@@ -282,6 +282,24 @@ impl JsonStream {
             return Step::NeedMore;
         };
         self.pos += i;
+        if c == b'{' {
+            // a value already whole in the buffer (a watch event, a small document) is
+            // masked straight away; otherwise its members are collected and a list streamed
+            if let Some(end) = raw::mask_prefix(
+                m,
+                &self.buf[self.pos..],
+                None,
+                &self.reveal,
+                &mut self.summary,
+                &mut self.scratch,
+                out,
+            ) {
+                out.push(b'\n');
+                self.pos += end;
+                self.values += 1;
+                return Step::Progress;
+            }
+        }
         self.state = if c == b'{' {
             self.pos += 1;
             State::Members(Members {
@@ -540,8 +558,38 @@ impl JsonStream {
                 self.pos += i + 1;
             }
             (_, Sep::Start | Sep::AfterComma) => {
-                el.pending = Some(Pending::new(c));
                 self.pos += i;
+                // Most items are whole in the buffer: mask them straight away, which also
+                // finds where they end. Otherwise (cut by the chunk, or for the slow path)
+                // wait for the whole item.
+                let mark = out.len();
+                if el.emitted > 0 {
+                    out.push(b',');
+                }
+                let done = if el.rows {
+                    None
+                } else {
+                    raw::mask_prefix(
+                        m,
+                        &self.buf[self.pos..],
+                        el.item_kind.as_deref(),
+                        &self.reveal,
+                        &mut self.summary,
+                        &mut self.scratch,
+                        out,
+                    )
+                };
+                match done {
+                    Some(end) => {
+                        self.pos += end;
+                        el.emitted += 1;
+                        el.sep = Sep::AfterValue;
+                    }
+                    None => {
+                        out.truncate(mark);
+                        el.pending = Some(Pending::new(c));
+                    }
+                }
             }
             _ => return Err(invalid),
         }
