@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Data-path load benchmark: the same Kubernetes API emulator process reached
 #   1. directly, 2. through Holdpoint, 3. through nginx (plain TLS reverse proxy),
+#   (4. through a second Holdpoint with masking off: target holdpoint-nomask)
 # with small GETs and 5,000-object LISTs. One command, loopback only, bounded duration
 # (about 2.5 minutes per round, 3 rounds by default, after the build). See docs/BENCHMARKS.md.
 #
 #   scripts/bench-load.sh
+#   TARGETS="holdpoint holdpoint-nomask" LIST_KIND=secrets SCENARIOS="list list-1conn" \
+#     scripts/bench-load.sh        # what masking costs: a LIST of 5,000 Secrets, masked vs not
 #
 # Knobs (environment): GET_CONNS (32) LIST_CONNS (4) WARMUP (2) DURATION (10) LAT_DURATION (5)
 #   LIST_COUNT (5000) NGINX_WORKERS (auto) NGINX_PROXY_BUFFER_SIZE (nginx default) LOADGEN_THREADS (1) TARGETS ("direct holdpoint nginx")
+#   LIST_KIND (configmaps; or secrets) SCENARIOS ("get get-1conn list list-1conn")
+#   LOADGEN_TARGET_DIR (bench/loadgen/target: where loadgen is built)
 #   ROUNDS (3: every scenario x target ROUNDS times, interleaved; ratios use per-cell medians)
 #   DISTURBED_CORES (0.15) RETRIES (2): a run during which processes outside the benchmark used
 #   more than DISTURBED_CORES cores is marked disturbed and retried up to RETRIES times; ratios
@@ -23,6 +28,9 @@ WARMUP=${WARMUP:-2}
 DURATION=${DURATION:-10}
 LAT_DURATION=${LAT_DURATION:-5}
 LIST_COUNT=${LIST_COUNT:-5000}
+LIST_KIND=${LIST_KIND:-configmaps}
+case $LIST_KIND in configmaps|secrets) ;; *) echo "LIST_KIND must be configmaps or secrets" >&2; exit 2 ;; esac
+SCENARIOS=${SCENARIOS:-"get get-1conn list list-1conn"}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 NGINX_PROXY_BUFFER_SIZE=${NGINX_PROXY_BUFFER_SIZE:-} # empty: nginx's default (one memory page)
 TARGETS=${TARGETS:-"direct holdpoint nginx"}
@@ -32,7 +40,7 @@ DISTURBED_CORES=${DISTURBED_CORES:-0.15}
 RETRIES=${RETRIES:-2}
 export LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 GET_PATH=/api/v1/namespaces/demo/configmaps/web-config
-LIST_PATH=/api/v1/namespaces/bench/configmaps
+LIST_PATH=/api/v1/namespaces/bench/$LIST_KIND
 
 log() { echo "bench: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -40,7 +48,7 @@ die() { log "ERROR: $*"; exit 1; }
 # ---------------------------------------------------------------------------------------------
 # Build
 WS_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-LG_TARGET=$ROOT/bench/loadgen/target
+LG_TARGET=${LOADGEN_TARGET_DIR:-$ROOT/bench/loadgen/target}
 if [ -z "${SKIP_BUILD:-}" ]; then
   log "building holdpoint and kube-emulator (release)"
   cargo build --release -q -p holdpoint -p kube-emulator
@@ -105,8 +113,8 @@ HZ=$(getconf CLK_TCK)
 # Busy CPU time of the whole machine (clock ticks): every process, ours or not.
 system_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
-mapfile -t PORTS < <("$LOADGEN" free-ports 4)
-P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]}
+mapfile -t PORTS < <("$LOADGEN" free-ports 6)
+P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]} P_HP2=${PORTS[4]} P_HP2_ADMIN=${PORTS[5]}
 
 # ---------------------------------------------------------------------------------------------
 # 1. The emulator (the single upstream of all three targets)
@@ -123,9 +131,9 @@ wait_for "kube-emulator" 150 curl -sf --cacert "$WORK/emulator-ca.crt" -H "Autho
 curl -sf --cacert "$WORK/emulator-ca.crt" -H "Authorization: Bearer $EMU_TOKEN" "$EMU_URL$GET_PATH" >/dev/null \
   || die "the demo seed has no $GET_PATH"
 
-log "seeding $LIST_COUNT ConfigMaps of ~1 KiB in namespace bench (through the API)"
+log "seeding $LIST_COUNT $LIST_KIND of ~1 KiB in namespace bench (through the API)"
 LOADGEN_TOKEN=$EMU_TOKEN "$LOADGEN" seed --url "$EMU_URL" --ca "$WORK/emulator-ca.crt" \
-  --namespace bench --count "$LIST_COUNT" >&2
+  --namespace bench --count "$LIST_COUNT" --kind "${LIST_KIND%s}" >&2
 
 # ---------------------------------------------------------------------------------------------
 # 2. Holdpoint in front of it
@@ -151,6 +159,21 @@ HP_CA=$WORK/holdpoint/data/tls/ca.crt
 wait_for "holdpoint CA" 150 test -s "$HP_CA"
 wait_for "holdpoint" 150 curl -sf --cacert "$HP_CA" "https://127.0.0.1:$P_HP_ADMIN/readyz"
 HP_URL=https://127.0.0.1:$P_HP
+
+# The same gateway with masking off (mask.enabled: false), for what masking costs.
+if [[ " $TARGETS " == *" holdpoint-nomask "* ]]; then
+  mkdir -p "$WORK/holdpoint-nomask"
+  sed -e "s/127.0.0.1:$P_HP_ADMIN/127.0.0.1:$P_HP2_ADMIN/; s/127.0.0.1:$P_HP\$/127.0.0.1:$P_HP2/" \
+    -e "s#$WORK/holdpoint/data#$WORK/holdpoint-nomask/data#" \
+    "$WORK/holdpoint/holdpoint.yaml" >"$WORK/holdpoint-nomask/holdpoint.yaml"
+  printf 'mask:\n  enabled: false\n' >>"$WORK/holdpoint-nomask/holdpoint.yaml"
+  log "starting holdpoint with masking off on 127.0.0.1:$P_HP2"
+  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-nomask/holdpoint.yaml" >"$WORK/holdpoint-nomask.log" 2>&1 &
+  HP2_PID=$!; PIDS+=("$HP2_PID")
+  HP2_CA=$WORK/holdpoint-nomask/data/tls/ca.crt
+  wait_for "holdpoint (masking off) CA" 150 test -s "$HP2_CA"
+  wait_for "holdpoint (masking off)" 150 curl -sf --cacert "$HP2_CA" "https://127.0.0.1:$P_HP2_ADMIN/readyz"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. nginx in front of it: plain TLS reverse proxy, from a temp prefix, not daemonized
@@ -224,6 +247,7 @@ run_one() {
   case $target in
     direct) url=$EMU_URL; token=$EMU_TOKEN; tls=(--ca "$WORK/emulator-ca.crt") ;;
     holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
+    holdpoint-nomask) url=https://127.0.0.1:$P_HP2; token=$HP_TOKEN; tls=(--ca "$HP2_CA"); proxy_pids=("$HP2_PID") ;;
     nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
   esac
   local load1 t0 t1 e0 e1 p0=0 p1=0 s0 s1 line
@@ -263,10 +287,17 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, each over all targets in turn, so slow drift in machine load hits them alike.
 for round in $(seq "$ROUNDS"); do
   R=(--label round="$round")
-  for t in $TARGETS; do run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done
-  for t in $TARGETS; do run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done
-  for t in $TARGETS; do run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
-  for t in $TARGETS; do run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
+  for sc in $SCENARIOS; do
+    for t in $TARGETS; do
+      case $sc in
+        get) run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}" ;;
+        get-1conn) run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}" ;;
+        list) run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}" ;;
+        list-1conn) run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}" ;;
+        *) die "unknown scenario $sc" ;;
+      esac
+    done
+  done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -283,7 +314,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   echo "- machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
   echo "- load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
   echo "- tree: $REV$DIRTY; nginx $NGINX_VERSION, worker_processes $NGINX_WORKERS${NGINX_PROXY_BUFFER_SIZE:+, proxy_buffer_size $NGINX_PROXY_BUFFER_SIZE}; loadgen threads $LOADGEN_THREADS"
-  echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT ConfigMaps, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response)"
+  echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT $LIST_KIND, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response); targets: $TARGETS; scenarios: $SCENARIOS"
   echo "- saturation runs: ${WARMUP}s warm-up + ${DURATION}s measured; 1-connection runs: 1s + ${LAT_DURATION}s"
   echo
   echo "CPU columns are cores busy during the run (warm-up included): the proxy, the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark). A run with others > $DISTURBED_CORES cores is marked disturbed and retried (up to $RETRIES times); a cell's ratios use its undisturbed runs when it has any."
@@ -324,7 +355,12 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
       "| LIST p50 Holdpoint - direct, 1 connection | \(num($ld1)) ms | (none) | - |",
       "| LIST p50 Holdpoint - direct, \(r("list"; "direct").connections // "?") conns | \(num($ld)) ms | (none) | - |",
       "| for reference: GET p50 nginx - direct, 1 connection | \(num($ngd1)) ms | | |",
-      "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |"
+      "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |",
+      (ratio(r("list"; "holdpoint-nomask"); r("list"; "holdpoint"))) as $mr
+      | (r("list-1conn"; "holdpoint")) as $m1 | (r("list-1conn"; "holdpoint-nomask")) as $n1
+      | (if $m1 == null or $n1 == null or $n1.latency_ms.p50 == 0 then null else $m1.latency_ms.p50 / $n1.latency_ms.p50 end) as $mp
+      | "| LIST cost of masking: throughput masking off / on (\(r("list"; "holdpoint").connections // "?") conns) | \(num($mr))x | <= 1.3x | \(verdict($mr; ($mr // 1e9) <= 1.3)) |",
+        "| LIST cost of masking: p50 masking on / off, 1 connection | \(num($mp))x | <= 1.3x | \(verdict($mp; ($mp // 1e9) <= 1.3)) |"
   ' "$RESULTS"
   if [ "$ROUNDS" -gt 1 ]; then
     echo

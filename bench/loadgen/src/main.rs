@@ -4,7 +4,10 @@
 //!   over TLS (rustls, ring) and send `GET <path>` back to back with a bearer token for a warm-up
 //!   period and then a measured period. Every measured request's latency (request written to last
 //!   body byte read) goes into an HDR histogram; one JSON line of results is printed on stdout.
-//! * `loadgen seed`: creates a namespace and N ConfigMaps of about 1 KiB through the API.
+//! * `loadgen seed`: creates a namespace and N ConfigMaps (or Secrets) of about 1 KiB through
+//!   the API.
+//! * `loadgen watch`: opens N watches (one connection each) and holds them for a while, reading
+//!   every event; prints one JSON line (for the gateway's memory under many streams).
 //! * `loadgen kubeconfig`: extracts server URL, token and CA from a kubeconfig (YAML or JSON) as
 //!   `KEY=value` lines for the shell.
 //!
@@ -48,8 +51,10 @@ struct Cli {
 enum Cmd {
     /// Closed-loop benchmark of one GET path; prints one JSON line.
     Run(RunArgs),
-    /// Creates a namespace holding COUNT ConfigMaps of about VALUE_BYTES each.
+    /// Creates a namespace holding COUNT ConfigMaps (or Secrets) of about VALUE_BYTES each.
     Seed(SeedArgs),
+    /// Holds CONNECTIONS watches of one path open for DURATION seconds; prints one JSON line.
+    Watch(WatchArgs),
     /// Prints SERVER=, TOKEN= lines of a kubeconfig and writes its CA to --ca-out.
     Kubeconfig {
         /// The kubeconfig (YAML or JSON).
@@ -113,11 +118,30 @@ struct SeedArgs {
     namespace: String,
     #[arg(long, default_value_t = 5000)]
     count: usize,
-    /// Size of the one data value of each ConfigMap; with metadata an object is about 1 KiB.
+    /// Size of the one data value of each object; with metadata an object is about 1 KiB.
     #[arg(long, default_value_t = 800)]
     value_bytes: usize,
     #[arg(long, default_value_t = 8)]
     connections: usize,
+    /// `configmap` or `secret` (a Secret's value is base64 of VALUE_BYTES bytes, plus a
+    /// `password` key).
+    #[arg(long, default_value = "configmap")]
+    kind: String,
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The watch path (and query).
+    #[arg(long)]
+    path: String,
+    /// Watches (one connection each).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Seconds to hold them once all are open.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -135,6 +159,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Run(args) => rt.block_on(run(args, cli.threads)),
         Cmd::Seed(args) => rt.block_on(seed(args)),
+        Cmd::Watch(args) => rt.block_on(watch(args)),
         Cmd::Kubeconfig { file, ca_out } => kubeconfig(&file, &ca_out),
         Cmd::FreePorts { n } => {
             // Hold all listeners until every port is chosen so the N ports differ.
@@ -452,6 +477,9 @@ fn own_cpu_seconds() -> Option<f64> {
 // seed
 
 async fn seed(args: SeedArgs) -> Result<()> {
+    if !matches!(args.kind.as_str(), "configmap" | "secret") {
+        bail!("--kind must be configmap or secret");
+    }
     let target = Arc::new(Target::new(&args.conn)?);
     let mut c = target.connect().await.context("connecting")?;
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}});
@@ -470,23 +498,26 @@ async fn seed(args: SeedArgs) -> Result<()> {
     for _ in 0..args.connections.max(1) {
         let (target, next, ns) = (target.clone(), next.clone(), args.namespace.clone());
         let (count, value_bytes) = (args.count, args.value_bytes);
+        let kind = if args.kind == "secret" { "Secret" } else { "ConfigMap" };
         handles.push(tokio::spawn(async move {
             let mut c = target.connect().await?;
             let (mut created, mut existed) = (0usize, 0usize);
-            let path = format!("/api/v1/namespaces/{ns}/configmaps");
+            let path = format!("/api/v1/namespaces/{ns}/{}s", kind.to_lowercase());
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= count {
                     break;
                 }
                 let value: String = (0..value_bytes).map(|j| (b'a' + ((i + j) % 26) as u8) as char).collect();
-                let cm = json!({
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": format!("bench-{i:05}"), "namespace": ns,
-                                 "labels": {"app.kubernetes.io/name": "bench", "bench/index": i.to_string()}},
-                    "data": {"payload": value},
-                });
+                let metadata = json!({"name": format!("bench-{i:05}"), "namespace": ns,
+                                      "labels": {"app.kubernetes.io/name": "bench", "bench/index": i.to_string()}});
+                let cm = if kind == "Secret" {
+                    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
+                           "data": {"password": b64(&format!("S3cr3t-{i:05}")), "payload": b64(&value)}})
+                } else {
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"payload": value}})
+                };
                 if c.is_closed() {
                     c = target.connect().await?;
                 }
@@ -511,6 +542,88 @@ async fn seed(args: SeedArgs) -> Result<()> {
         "{}",
         json!({"namespace": args.namespace, "created": created, "already_existed": existed,
                "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0})
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// watch
+
+/// What one watch saw.
+#[derive(Default)]
+struct WatchStats {
+    opened: bool,
+    events: u64,
+    bytes: u64,
+    error: Option<String>,
+}
+
+async fn watch(args: WatchArgs) -> Result<()> {
+    let target = Arc::new(Target::new(&args.conn)?);
+    let opened = Arc::new(tokio::sync::Semaphore::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..args.connections)
+        .map(|_| {
+            let (target, path, opened) = (target.clone(), args.path.clone(), opened.clone());
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut st = WatchStats::default();
+                let result: Result<()> = async {
+                    let mut c = target.connect().await?;
+                    c.ready().await?;
+                    let resp = c.send_request(target.request(Method::GET, &path, None)).await?;
+                    if resp.status() != 200 {
+                        bail!("HTTP {}", resp.status());
+                    }
+                    st.opened = true;
+                    opened.add_permits(1);
+                    let mut body = resp.into_body();
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => return Ok(()),
+                            frame = body.frame() => match frame {
+                                Some(f) => if let Ok(data) = f?.into_data() {
+                                    st.bytes += data.len() as u64;
+                                    st.events += data.iter().filter(|b| **b == b'\n').count() as u64;
+                                },
+                                None => bail!("the watch ended early"),
+                            },
+                        }
+                    }
+                }
+                .await;
+                if let Err(e) = result {
+                    if !st.opened {
+                        opened.add_permits(1);
+                    }
+                    st.error = Some(format!("{e:#}"));
+                }
+                st
+            })
+        })
+        .collect();
+    // every watch open (or failed)
+    let _ = opened.acquire_many(u32::try_from(args.connections).unwrap_or(u32::MAX)).await?;
+    let open_seconds = started.elapsed().as_secs_f64();
+    eprintln!("loadgen: {} watches open after {open_seconds:.1} s; holding {} s", args.connections, args.duration);
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    let _ = stop_tx.send(true);
+    let (mut open, mut events, mut bytes, mut errors, mut first_error) = (0, 0, 0, 0, None);
+    for h in handles {
+        let st = h.await?;
+        open += usize::from(st.opened);
+        events += st.events;
+        bytes += st.bytes;
+        if let Some(e) = st.error {
+            errors += 1;
+            first_error.get_or_insert(e);
+        }
+    }
+    println!(
+        "{}",
+        json!({"connections": args.connections, "opened": open, "errors": errors, "first_error": first_error,
+               "events": events, "bytes": bytes, "open_seconds": (open_seconds * 10.0).round() / 10.0})
     );
     Ok(())
 }

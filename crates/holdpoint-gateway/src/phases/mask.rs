@@ -490,6 +490,114 @@ impl http_body::Body for MaskingBody {
 mod tests {
     use super::*;
 
+    fn exchange(path: &str) -> Exchange {
+        let (p, q) = path
+            .split_once('?')
+            .map_or((path, None), |(p, q)| (p, Some(q)));
+        Exchange {
+            audit_id: "t".into(),
+            received_at: jiff::Timestamp::UNIX_EPOCH,
+            started: std::time::Instant::now(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            method: Method::GET,
+            path: path.into(),
+            info: kube_request::classify(&Method::GET, p, q).ok(),
+            identity: None,
+            decision: None,
+            reveal: Default::default(),
+            body: bytes::Bytes::new(),
+            content_type: None,
+            status: 0,
+            outcome: "forwarded",
+            error: None,
+        }
+    }
+
+    fn masker() -> EngineMasker {
+        EngineMasker::new(&MaskConfig::default(), Arc::new(Metrics::default())).unwrap()
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn prepare_asks_for_uncompressed_json_and_keeps_the_other_headers_in_order() {
+        let ex = exchange("/api/v1/namespaces/d/secrets");
+        let mut h = headers(&[
+            ("impersonate-user", "alice"),
+            ("accept", "application/vnd.kubernetes.protobuf"),
+            ("accept-encoding", "gzip"),
+            ("impersonate-group", "devs"),
+            ("accept", "application/json;as=Table;g=meta.k8s.io;v=v1"),
+            ("impersonate-group", "ops"),
+        ]);
+        masker().prepare(&ex, &mut h);
+        let all: Vec<(String, String)> = h
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("impersonate-user", "alice"),
+                ("accept", "application/json;as=Table;g=meta.k8s.io;v=v1"),
+                ("impersonate-group", "devs"),
+                ("impersonate-group", "ops"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // no Accept at all: JSON is asked for
+        let mut h = HeaderMap::new();
+        masker().prepare(&ex, &mut h);
+        assert_eq!(h["accept"], "application/json");
+    }
+
+    #[test]
+    fn upgrades_and_non_resource_urls_keep_their_accept() {
+        let mut h = headers(&[("upgrade", "websocket"), ("accept", "*/*")]);
+        masker().prepare(&exchange("/api/v1/namespaces/d/pods/p/exec"), &mut h);
+        assert_eq!(h["accept"], "*/*");
+        let mut h = headers(&[
+            (
+                "accept",
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            ),
+            ("accept-encoding", "gzip"),
+        ]);
+        masker().prepare(&exchange("/openapi/v2"), &mut h);
+        assert_eq!(
+            h["accept"],
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        );
+        assert!(h.get("accept-encoding").is_none());
+    }
+
+    #[test]
+    fn check_refuses_what_could_never_be_masked() {
+        let m = masker();
+        let ex = exchange("/api/v1/namespaces/d/secrets");
+        let proto = headers(&[("accept", "application/vnd.kubernetes.protobuf")]);
+        assert!(matches!(
+            m.check(&ex, &proto),
+            Err(GatewayError::NotAcceptable(_))
+        ));
+        let both = headers(&[(
+            "accept",
+            "application/vnd.kubernetes.protobuf, application/json",
+        )]);
+        assert!(m.check(&ex, &both).is_ok());
+        assert!(m.check(&exchange("/openapi/v2"), &proto).is_ok());
+        assert!(NoMask.check(&ex, &proto).is_ok());
+    }
+
     fn accept(a: &str) -> Option<String> {
         json_only_accept(Some(a)).map(|v| v.to_str().unwrap().to_owned())
     }
