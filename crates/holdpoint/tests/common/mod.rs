@@ -165,6 +165,27 @@ impl TestEnv {
             .expect("kubectl thread")
     }
 
+    /// Runs kubectl as the agent with extra environment variables, in a blocking thread.
+    pub async fn kubectl_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        envs: &[(&str, &str)],
+    ) -> Output {
+        let kubeconfig = self.env.kubeconfig("agent").to_owned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(<[u8]>::to_vec);
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            kubectl_env_blocking(&kubeconfig, &args, stdin.as_deref(), &envs)
+        })
+        .await
+        .expect("kubectl thread")
+    }
+
     /// kubectl that must succeed; returns stdout.
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args).await;
@@ -187,10 +208,24 @@ impl TestEnv {
 }
 
 pub fn kubectl_blocking(kubeconfig: &Path, args: &[String], stdin: Option<&[u8]>) -> Output {
+    kubectl_env_blocking(kubeconfig, args, stdin, &[])
+}
+
+/// kubectl with extra environment variables (e.g. `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`);
+/// kubectl's transport switches are otherwise unset, whatever the test runner's environment.
+pub fn kubectl_env_blocking(
+    kubeconfig: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    envs: &[(String, String)],
+) -> Output {
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    cmd.env_remove("KUBECONFIG");
+    cmd.env_remove("KUBECONFIG")
+        .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+        .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+        .envs(envs.iter().map(|(k, v)| (k, v)));
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     cmd.stdin(if stdin.is_some() {

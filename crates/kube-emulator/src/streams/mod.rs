@@ -15,6 +15,7 @@
 
 pub mod runtime;
 mod spdy_session;
+pub mod testing;
 mod websocket;
 
 use std::sync::Arc;
