@@ -151,6 +151,11 @@ impl GatewayError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
+        if let Self::StreamNotInspectable(_) = self {
+            // the caller asked to upgrade this connection; like any failed upgrade, it ends
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }

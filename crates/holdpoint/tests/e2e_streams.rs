@@ -17,9 +17,7 @@ use futures::{SinkExt, StreamExt};
 use holdpoint_gateway::PhaseOverrides;
 use holdpoint_gateway::phases::Exchange;
 use holdpoint_gateway::phases::decide::AllowAll;
-use holdpoint_gateway::phases::mask::Masker;
 use holdpoint_gateway::phases::record::{Recorder, StreamEvent, StreamRecorder};
-use holdpoint_mask::{MaskConfig, TextMasker};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -35,25 +33,6 @@ const TRANSPORTS: [(&str, &[(&str, &str)]); 2] = [
     ("websocket", &[]),
     ("spdy", &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")]),
 ];
-
-/// Masks exec/attach output with the built-in detectors (bodies are the mask phase's business,
-/// not this suite's: they pass).
-#[derive(Debug)]
-struct StreamDetectors(Arc<TextMasker>);
-
-impl Masker for StreamDetectors {
-    fn prepare(&self, _: &Exchange, _: &mut http::HeaderMap) {}
-    fn mask(
-        &self,
-        _: &Exchange,
-        response: http::Response<holdpoint_gateway::body::Body>,
-    ) -> http::Response<holdpoint_gateway::body::Body> {
-        response
-    }
-    fn stream_text(&self, _: &Exchange) -> Option<Arc<TextMasker>> {
-        Some(self.0.clone())
-    }
-}
 
 /// The events of one stream.
 type Events = Arc<Mutex<Vec<StreamEvent>>>;
@@ -133,9 +112,7 @@ async fn start() -> Streams {
         None,
         PhaseOverrides {
             decider: Some(Arc::new(AllowAll)),
-            masker: Some(Arc::new(StreamDetectors(Arc::new(
-                TextMasker::new(&MaskConfig::default()).unwrap(),
-            )))),
+            masker: Some(Arc::new(common::StreamDetectors::builtin())),
             recorder: Some(Arc::new(recorded.clone())),
             ..Default::default()
         },

@@ -31,6 +31,36 @@ pub async fn start() -> TestEnv {
     .await
 }
 
+/// Masks exec/attach output with the built-in text detectors and passes bodies (for suites about
+/// the stream tap; body masking is the mask phase's).
+#[derive(Debug)]
+pub struct StreamDetectors(pub Arc<holdpoint_mask::TextMasker>);
+
+impl StreamDetectors {
+    pub fn builtin() -> Self {
+        Self(Arc::new(
+            holdpoint_mask::TextMasker::new(&Default::default()).expect("built-in detectors"),
+        ))
+    }
+}
+
+impl holdpoint_gateway::phases::mask::Masker for StreamDetectors {
+    fn prepare(&self, _: &holdpoint_gateway::phases::Exchange, _: &mut http::HeaderMap) {}
+    fn mask(
+        &self,
+        _: &holdpoint_gateway::phases::Exchange,
+        response: http::Response<holdpoint_gateway::body::Body>,
+    ) -> http::Response<holdpoint_gateway::body::Body> {
+        response
+    }
+    fn stream_text(
+        &self,
+        _: &holdpoint_gateway::phases::Exchange,
+    ) -> Option<Arc<holdpoint_mask::TextMasker>> {
+        Some(self.0.clone())
+    }
+}
+
 /// Where the gateway's store lives in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
