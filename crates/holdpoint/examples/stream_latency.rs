@@ -94,15 +94,6 @@ async fn round_trips(
     Ok(times)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = match std::env::args().nth(1) {
@@ -159,9 +150,9 @@ async fn main() -> anyhow::Result<()> {
             times.sort();
             println!(
                 "{case:>9} {via:>7}: {} / {} / {}",
-                ms(percentile(&times, 50.0)),
-                ms(percentile(&times, 90.0)),
-                ms(percentile(&times, 99.0))
+                common::ms(common::percentile(&times, 50.0)),
+                common::ms(common::percentile(&times, 90.0)),
+                common::ms(common::percentile(&times, 99.0))
             );
             let _ = ws.close(None).await;
         }

@@ -61,6 +61,17 @@ impl holdpoint_gateway::phases::mask::Masker for StreamDetectors {
     }
 }
 
+/// The nearest-rank percentile `p` (0-100) of sorted durations (for the benchmark examples).
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A duration in milliseconds (three decimals).
+pub fn ms(d: std::time::Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// Where the gateway's store lives in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
