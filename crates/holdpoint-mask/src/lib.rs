@@ -21,6 +21,7 @@ pub mod config;
 pub mod detect;
 pub mod structural;
 pub mod summary;
+pub mod text_stream;
 
 pub use config::{CustomDetector, MaskConfig};
 pub use detect::{Finding, TextMasker};

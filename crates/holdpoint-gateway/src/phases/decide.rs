@@ -328,18 +328,7 @@ mod tests {
     use crate::identity::Identity;
 
     fn exchange(method: Method, target: &str, content_type: Option<&str>, body: &str) -> Exchange {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
         Exchange {
-            audit_id: "test".into(),
-            received_at: "2026-12-01T09:30:00Z".parse().unwrap(),
-            started: Instant::now(),
-            peer: "127.0.0.1:1".parse().unwrap(),
-            method: method.clone(),
-            path: target.into(),
-            info: Some(kube_request::classify(&method, path, query).unwrap()),
             identity: Some(Identity {
                 username: "demo-agent".into(),
                 groups: vec!["agents".into()],
@@ -347,12 +336,9 @@ mod tests {
                 extra: Default::default(),
                 authenticator: "static-token".into(),
             }),
-            decision: None,
             body: Bytes::from(body.to_owned()),
             content_type: content_type.map(str::to_owned),
-            status: 0,
-            outcome: "forwarded",
-            error: None,
+            ..Exchange::for_test(method, target)
         }
     }
 

@@ -77,6 +77,33 @@ pub struct Exchange {
     pub error: Option<String>,
 }
 
+#[cfg(test)]
+impl Exchange {
+    /// A classified exchange for `method` and `target` (path and query), before authentication.
+    pub(crate) fn for_test(method: Method, target: &str) -> Self {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        Exchange {
+            audit_id: "test".into(),
+            received_at: "2026-12-01T09:30:00Z".parse().unwrap(),
+            started: Instant::now(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            method: method.clone(),
+            path: target.into(),
+            info: Some(kube_request::classify(&method, path, query).unwrap()),
+            identity: None,
+            decision: None,
+            body: Bytes::new(),
+            content_type: None,
+            status: 0,
+            outcome: "forwarded",
+            error: None,
+        }
+    }
+}
+
 /// The configured phases and what they need.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -210,6 +237,7 @@ impl Pipeline {
         let response = forward::forward(
             &self.upstream,
             self.masker.as_ref(),
+            self.recorder.as_ref(),
             ex,
             &identity_headers,
             parts,

@@ -31,6 +31,47 @@ pub async fn start() -> TestEnv {
     .await
 }
 
+/// Masks exec/attach output with the built-in text detectors and passes bodies (for suites about
+/// the stream tap; body masking is the mask phase's).
+#[derive(Debug)]
+pub struct StreamDetectors(pub Arc<holdpoint_mask::TextMasker>);
+
+impl StreamDetectors {
+    pub fn builtin() -> Self {
+        Self(Arc::new(
+            holdpoint_mask::TextMasker::new(&Default::default()).expect("built-in detectors"),
+        ))
+    }
+}
+
+impl holdpoint_gateway::phases::mask::Masker for StreamDetectors {
+    fn prepare(&self, _: &holdpoint_gateway::phases::Exchange, _: &mut http::HeaderMap) {}
+    fn mask(
+        &self,
+        _: &holdpoint_gateway::phases::Exchange,
+        response: http::Response<holdpoint_gateway::body::Body>,
+    ) -> http::Response<holdpoint_gateway::body::Body> {
+        response
+    }
+    fn stream_text(
+        &self,
+        _: &holdpoint_gateway::phases::Exchange,
+    ) -> Option<Arc<holdpoint_mask::TextMasker>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The nearest-rank percentile `p` (0-100) of sorted durations (for the benchmark examples).
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A duration in milliseconds (three decimals).
+pub fn ms(d: std::time::Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// Where the gateway's store lives in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -165,6 +206,27 @@ impl TestEnv {
             .expect("kubectl thread")
     }
 
+    /// Runs kubectl as the agent with extra environment variables, in a blocking thread.
+    pub async fn kubectl_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        envs: &[(&str, &str)],
+    ) -> Output {
+        let kubeconfig = self.env.kubeconfig("agent").to_owned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(<[u8]>::to_vec);
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            kubectl_env_blocking(&kubeconfig, &args, stdin.as_deref(), &envs)
+        })
+        .await
+        .expect("kubectl thread")
+    }
+
     /// kubectl that must succeed; returns stdout.
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args).await;
@@ -187,10 +249,24 @@ impl TestEnv {
 }
 
 pub fn kubectl_blocking(kubeconfig: &Path, args: &[String], stdin: Option<&[u8]>) -> Output {
+    kubectl_env_blocking(kubeconfig, args, stdin, &[])
+}
+
+/// kubectl with extra environment variables (e.g. `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`);
+/// kubectl's transport switches are otherwise unset, whatever the test runner's environment.
+pub fn kubectl_env_blocking(
+    kubeconfig: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    envs: &[(String, String)],
+) -> Output {
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    cmd.env_remove("KUBECONFIG");
+    cmd.env_remove("KUBECONFIG")
+        .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+        .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+        .envs(envs.iter().map(|(k, v)| (k, v)));
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     cmd.stdin(if stdin.is_some() {
