@@ -49,6 +49,77 @@ pub struct Config {
     /// Which policy decides allow, deny or hold.
     #[serde(default, deserialize_with = "null_as_default")]
     pub policy: PolicyConfig,
+    /// Masking of secret values in responses (on by default, for everyone; policy `reveal`
+    /// rules open kinds to named humans).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub mask: MaskConfig,
+}
+
+/// The mask phase: what is masked in every response (see `holdpoint_mask`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskConfig {
+    /// Masking on (the default). `false` relays responses unmasked: for benchmarks and
+    /// clusters that hold nothing secret, never for agents.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Env-var name fragments (case-insensitive substrings) whose literal `env[].value` is
+    /// masked whatever the value, in pods and every pod template.
+    #[serde(default = "default_env_name_patterns")]
+    pub env_name_patterns: Vec<String>,
+    /// The built-in credential detectors (curated from gitleaks): on by default.
+    #[serde(default = "default_true")]
+    pub builtin_detectors: bool,
+    /// Extra text detectors: `{name, regex}`; a capture group named `secret` limits what is
+    /// masked to that group.
+    #[serde(default)]
+    pub detectors: Vec<holdpoint_mask::CustomDetector>,
+    /// Largest single JSON value held while masking (one list item, one watch event, a
+    /// non-list object). Lists stream item by item, so this bounds memory per response; a
+    /// larger value ends the response with an error (fail closed).
+    #[serde(default = "default_mask_max_value_bytes")]
+    pub max_value_bytes: u64,
+    /// Longest incomplete text line (`pods/log`) held back waiting for its newline; a longer
+    /// line is masked and sent in pieces.
+    #[serde(default = "default_mask_max_line_bytes")]
+    pub max_line_bytes: u64,
+}
+
+impl Default for MaskConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            env_name_patterns: default_env_name_patterns(),
+            builtin_detectors: true,
+            detectors: Vec::new(),
+            max_value_bytes: default_mask_max_value_bytes(),
+            max_line_bytes: default_mask_max_line_bytes(),
+        }
+    }
+}
+
+impl MaskConfig {
+    /// The masking engine's configuration.
+    pub fn engine(&self) -> holdpoint_mask::MaskConfig {
+        holdpoint_mask::MaskConfig {
+            env_name_patterns: self.env_name_patterns.clone(),
+            builtin_detectors: self.builtin_detectors,
+            detectors: self.detectors.clone(),
+        }
+    }
+}
+
+fn default_env_name_patterns() -> Vec<String> {
+    holdpoint_mask::config::DEFAULT_ENV_NAME_PATTERNS
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
+}
+fn default_mask_max_value_bytes() -> u64 {
+    32 * 1024 * 1024
+}
+fn default_mask_max_line_bytes() -> u64 {
+    64 * 1024
 }
 
 /// The reviewer API on the admin listener.
@@ -619,6 +690,15 @@ impl Config {
                 problems.push("store.url must start with sqlite:// or postgres://".into());
             }
         }
+        if let Err(e) = self.mask.engine().validate() {
+            problems.push(e.to_string());
+        }
+        if self.mask.max_value_bytes < 4096 {
+            problems.push("mask.max_value_bytes must be at least 4096".into());
+        }
+        if self.mask.max_line_bytes < 256 {
+            problems.push("mask.max_line_bytes must be at least 256".into());
+        }
         if self.limits.max_request_body_bytes == 0 {
             problems.push("limits.max_request_body_bytes must be positive".into());
         }
@@ -721,6 +801,40 @@ mod tests {
         assert!(c.upstream.impersonate, "impersonation is the default");
         assert!(c.authentication.service_accounts.is_none());
         assert!(c.authentication.client_certificates.is_none());
+    }
+
+    #[test]
+    fn masking_is_on_by_default_and_its_section_is_checked() {
+        let c = Config::from_yaml(MINIMAL).unwrap();
+        assert!(c.mask.enabled);
+        assert!(c.mask.builtin_detectors);
+        assert!(c.mask.env_name_patterns.iter().any(|p| p == "password"));
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}mask:\n  detectors:\n    - name: internal\n      regex: 'corp-[0-9]{{8}}'\n"
+        ))
+        .unwrap();
+        assert_eq!(c.mask.detectors.len(), 1);
+        assert!(c.mask.enabled);
+        let err = Config::from_yaml(&format!("{MINIMAL}mask:\n  enable: false\n")).unwrap_err();
+        assert!(err.contains("enable"), "{err}");
+        let err = Config::from_yaml(&format!(
+            "{MINIMAL}mask:\n  detectors:\n    - name: x\n      regex: a\n      flags: i\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("flags"), "{err}");
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}mask:\n  detectors:\n    - name: bad\n      regex: '('\n  max_line_bytes: 10\n"
+        ))
+        .unwrap();
+        let problems = match c.validate() {
+            Err(ConfigError::Invalid(p)) => p.join("; "),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            problems.contains("mask.detectors[0] (bad): invalid regex"),
+            "{problems}"
+        );
+        assert!(problems.contains("mask.max_line_bytes"), "{problems}");
     }
 
     #[test]

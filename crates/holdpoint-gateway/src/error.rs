@@ -78,6 +78,12 @@ pub enum GatewayError {
     /// The state store (approvals, freeze, tokens) cannot be read or written: fail closed.
     #[error("the gateway's state store is unavailable, so the request was refused: {0}")]
     StoreUnavailable(String),
+    /// The caller accepts no format the masker can read (only protobuf, CBOR, YAML...).
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// The upstream answered in a form that cannot be masked; the answer was withheld.
+    #[error("{0}")]
+    Unmaskable(String),
     /// A bug or an unexpected state inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -101,6 +107,8 @@ impl GatewayError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::Unmaskable(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,9 +127,11 @@ impl GatewayError {
             Self::Pending { .. } => "TooManyRequests",
             Self::NotFound(_) => "NotFound",
             Self::Conflict(_) => "Conflict",
-            Self::UpstreamRedirect | Self::StreamNotInspectable(_) | Self::Internal(_) => {
-                "InternalError"
-            }
+            Self::NotAcceptable(_) => "NotAcceptable",
+            Self::UpstreamRedirect
+            | Self::StreamNotInspectable(_)
+            | Self::Unmaskable(_)
+            | Self::Internal(_) => "InternalError",
         }
     }
 
@@ -140,6 +150,8 @@ impl GatewayError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::NotAcceptable(_) => "not_acceptable",
+            Self::Unmaskable(_) => "unmaskable",
             Self::Internal(_) => "internal_error",
         }
     }

@@ -102,12 +102,30 @@ fn bounded(set: &'static [&'static str], needle: &str) -> &'static str {
 
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
+/// Label of the masked-values counter: the masking rule (`secret.data`, `env.name`,
+/// `text.<detector>`: a set fixed by the code and the configured detector names).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MaskRuleLabels {
+    /// The rule.
+    pub rule: String,
+}
+
+/// Label of the revealed-objects counter: the kind (from the policy's reveal rules).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevealLabels {
+    /// The object kind served unmasked.
+    pub kind: String,
+}
+
 /// The metrics registry and its handles.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    masked: Family<MaskRuleLabels, Counter>,
+    revealed: Family<RevealLabels, Counter>,
+    mask_failures: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -130,10 +148,31 @@ impl Default for Metrics {
             "Time from request arrival to response head",
             latency.clone(),
         );
+        let masked = Family::<MaskRuleLabels, Counter>::default();
+        registry.register(
+            "masked_values",
+            "Values masked in responses, by masking rule",
+            masked.clone(),
+        );
+        let revealed = Family::<RevealLabels, Counter>::default();
+        registry.register(
+            "revealed_objects",
+            "Objects served unmasked because a policy reveal rule names the caller, by kind",
+            revealed.clone(),
+        );
+        let mask_failures = Counter::default();
+        registry.register(
+            "mask_failures",
+            "Responses cut off because they could not be masked (not JSON, too large, truncated)",
+            mask_failures.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            masked,
+            revealed,
+            mask_failures,
         }
     }
 }
@@ -146,6 +185,25 @@ impl Metrics {
         self.latency
             .get_or_create(&labels)
             .observe(ex.started.elapsed().as_secs_f64());
+    }
+
+    /// Counts what masking one response did.
+    pub fn observe_mask(&self, summary: &holdpoint_mask::MaskSummary) {
+        for (rule, n) in summary.iter() {
+            self.masked
+                .get_or_create(&MaskRuleLabels { rule: rule.into() })
+                .inc_by(n);
+        }
+        for (kind, n) in summary.revealed() {
+            self.revealed
+                .get_or_create(&RevealLabels { kind: kind.into() })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts a response cut off because it could not be masked.
+    pub fn mask_failed(&self) {
+        self.mask_failures.inc();
     }
 
     /// The OpenMetrics text exposition.

@@ -27,7 +27,7 @@ use crate::phases::Pipeline;
 use crate::phases::authenticate::{AuthChain, ChainDeps, ConnectionInfo};
 use crate::phases::decide::{Decider, FreezeHandle, PolicyDecider, PolicyLoadError, no_freeze};
 use crate::phases::hold::Holder;
-use crate::phases::mask::{Masker, NoMask};
+use crate::phases::mask::{EngineMasker, Masker, NoMask};
 use crate::phases::record::{LogRecorder, Recorder};
 use crate::tls::{ServingCert, TlsError};
 use crate::upstream::{Upstream, UpstreamError};
@@ -44,6 +44,9 @@ pub enum StartError {
     /// The policy file.
     #[error(transparent)]
     Policy(#[from] PolicyLoadError),
+    /// The masking configuration does not compile.
+    #[error("invalid mask configuration: {0}")]
+    Mask(#[from] holdpoint_mask::MaskError),
     /// The store could not be opened or migrated.
     #[error("cannot open the store: {0}")]
     Store(#[from] holdpoint_store::StoreError),
@@ -67,7 +70,7 @@ pub struct PhaseOverrides {
     pub freeze: Option<FreezeHandle>,
     /// Replaces the approval workflow (tests use `NoHold`).
     pub holder: Option<Arc<dyn Holder>>,
-    /// Replaces the pass-through masker.
+    /// Replaces the masker built from `mask:` (the engine, or pass-through when disabled).
     pub masker: Option<Arc<dyn Masker>>,
     /// Replaces the log recorder.
     pub recorder: Option<Arc<dyn Recorder>>,
@@ -245,7 +248,13 @@ pub async fn start_with(
         holder: overrides
             .holder
             .unwrap_or_else(|| Arc::new(approvals.clone())),
-        masker: overrides.masker.unwrap_or_else(|| Arc::new(NoMask)),
+        masker: match overrides.masker {
+            Some(m) => m,
+            None if config.mask.enabled => {
+                Arc::new(EngineMasker::new(&config.mask, metrics.clone())?)
+            }
+            None => Arc::new(NoMask),
+        },
         recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
         upstream,
         impersonate: config.upstream.impersonate,

@@ -125,6 +125,9 @@ struct Detector {
 pub struct TextMasker {
     set: RegexSet,
     has_custom: bool,
+    /// No detector has a start/end-of-text or line anchor, so a detector that finds something
+    /// in a JSON string also matches the raw JSON bytes around it (see [`Self::raw_may_match`]).
+    raw_prefilter_sound: bool,
     detectors: Vec<Detector>,
 }
 
@@ -141,6 +144,14 @@ impl std::fmt::Debug for TextMasker {
 
 /// How many rounds of replacement before the whole text is replaced.
 const MAX_ROUNDS: usize = 3;
+
+/// Whether a (compiling) regex has a text or line anchor. Unparseable counts as anchored.
+fn has_anchor(pattern: &str) -> bool {
+    regex_syntax::Parser::new()
+        .parse(pattern)
+        .map(|hir| hir.properties().look_set().contains_anchor())
+        .unwrap_or(true)
+}
 
 /// Shannon entropy in bits per character.
 pub fn shannon_entropy(s: &str) -> f64 {
@@ -197,11 +208,29 @@ impl TextMasker {
                 source: Box::new(e),
             }
         })?;
+        let raw_prefilter_sound = config.detectors.iter().all(|d| !has_anchor(&d.regex));
         Ok(Self {
             set,
             has_custom: !config.detectors.is_empty(),
+            raw_prefilter_sound,
             detectors,
         })
+    }
+
+    /// Whether any detector matches anywhere in `bytes`, positions and entropy left aside: one
+    /// DFA pass. The streaming masker runs it over raw JSON: a string without escapes is the
+    /// same bytes raw and decoded, and its neighbours (`"`) are non-word characters like the
+    /// edges of a text, so whatever a detector finds in such a string it also matches here
+    /// (matches across strings are extra, never missing). Sound only without anchors
+    /// ([`Self::raw_prefilter_sound`]).
+    pub(crate) fn raw_may_match(&self, bytes: &[u8]) -> bool {
+        self.set.is_match(bytes)
+    }
+
+    /// Whether [`Self::raw_may_match`] is sound for every detector (configured regexes with
+    /// `^`, `$`, `\A` or `\z` make it unsound; strings are then checked one by one).
+    pub(crate) fn raw_prefilter_sound(&self) -> bool {
+        self.raw_prefilter_sound
     }
 
     /// The ids of the enabled detectors (`text.ID`).

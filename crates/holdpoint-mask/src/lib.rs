@@ -15,18 +15,73 @@
 //! Masking is idempotent (masking a masked object changes nothing) and reports what it did as a
 //! [`MaskSummary`]: counts by rule, never the values.
 //!
-//! The crate is not wired into the data path yet; see `docs/ARCHITECTURE.md` ("Masking core").
+//! Bodies are masked as they stream, in bounded memory: [`JsonStream`] masks JSON documents
+//! (a LIST item by item, a `Table` row by row) and watch streams (event by event), chunk in,
+//! masked chunk out; [`LineStream`] masks text (`pods/log`, follow included) line by line.
+//! [`Masker::mask_body`] masks a whole body of a given content type (for the audit record).
+//! A [`Reveal`] leaves objects of named kinds unmasked (policy grants it to humans).
+//!
+//! See `docs/ARCHITECTURE.md` ("Masking").
 
+pub mod body;
 pub mod config;
 pub mod detect;
+pub mod lines;
+mod raw;
+pub mod stream;
 pub mod structural;
 pub mod summary;
 pub mod text_stream;
 
+use std::collections::BTreeSet;
+
+pub use body::{BodyKind, MaskedBody};
 pub use config::{CustomDetector, MaskConfig};
 pub use detect::{Finding, TextMasker};
+pub use lines::LineStream;
+pub use stream::{JsonStream, StreamError};
 pub use structural::Masker;
 pub use summary::MaskSummary;
+
+/// Kinds whose objects are served unmasked (policy reveals them to named humans). Everything
+/// else is masked; the default reveals nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reveal {
+    kinds: BTreeSet<String>,
+}
+
+/// Reveals nothing.
+pub const NO_REVEAL: &Reveal = &Reveal {
+    kinds: BTreeSet::new(),
+};
+
+impl Reveal {
+    /// Reveals the given kinds (object `kind`s, e.g. `Secret`).
+    pub fn kinds<I, S>(kinds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            kinds: kinds.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Whether objects of `kind` are served unmasked.
+    pub fn is_revealed(&self, kind: &str) -> bool {
+        !self.kinds.is_empty() && self.kinds.contains(kind)
+    }
+
+    /// Whether nothing is revealed.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// The revealed kinds, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.kinds.iter().map(String::as_str)
+    }
+}
 
 /// What a masked text value (and a masked `stringData` value, env value, token, ...) becomes.
 pub const PLACEHOLDER: &str = "[MASKED]";

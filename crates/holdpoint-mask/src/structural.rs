@@ -26,7 +26,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::{
-    DATA_PLACEHOLDER, MaskConfig, MaskError, MaskSummary, PLACEHOLDER, detect::TextMasker,
+    DATA_PLACEHOLDER, MaskConfig, MaskError, MaskSummary, NO_REVEAL, PLACEHOLDER, Reveal,
+    detect::TextMasker,
 };
 
 /// The annotation kubectl writes on `apply` (holds the whole applied object, `stringData` too).
@@ -41,7 +42,7 @@ pub struct Masker {
 }
 
 /// Where the pod spec of a kind is, as a path of object keys.
-fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "Pod" => &["spec"],
         "PodTemplate" => &["template", "spec"],
@@ -106,7 +107,29 @@ impl Masker {
 
     /// Like [`Masker::mask_value`], adding to an existing summary.
     pub fn mask_value_into(&self, value: &mut Value, summary: &mut MaskSummary) {
-        self.walk(value, None, summary);
+        self.walk(value, None, NO_REVEAL, summary);
+    }
+
+    /// Masks a decoded value in place, adding to `summary`: `kind_hint` is the kind of a value
+    /// without its own `kind` (a list item, a patch body), and objects whose kind `reveal`
+    /// names are left as they are (counted in [`MaskSummary::revealed`]).
+    pub fn mask_value_with(
+        &self,
+        value: &mut Value,
+        kind_hint: Option<&str>,
+        reveal: &Reveal,
+        summary: &mut MaskSummary,
+    ) {
+        self.walk(value, kind_hint, reveal, summary);
+    }
+
+    /// Masks one row of a `Table` (`{"cells": [...], "object": {...}}`) as it would be masked
+    /// inside its Table: cells equal to a value of the row's Secret, then the row's contents.
+    pub fn mask_table_row(&self, row: &mut Value, reveal: &Reveal, summary: &mut MaskSummary) {
+        if let Value::Object(map) = row {
+            self.mask_row_cells(map, reveal, summary);
+        }
+        self.walk(row, None, reveal, summary);
     }
 
     /// Masks a body whose kind is known from elsewhere (the request's resource), for bodies
@@ -114,7 +137,7 @@ impl Masker {
     /// the body still wins.
     pub fn mask_value_as(&self, value: &mut Value, kind: &str) -> MaskSummary {
         let mut summary = MaskSummary::new();
-        self.walk(value, Some(kind), &mut summary);
+        self.walk(value, Some(kind), NO_REVEAL, &mut summary);
         summary
     }
 
@@ -127,12 +150,12 @@ impl Masker {
     pub fn mask_json_patch(&self, patch: &mut Value, kind: &str) -> MaskSummary {
         let mut s = MaskSummary::new();
         let Value::Array(ops) = patch else {
-            self.walk(patch, Some(kind), &mut s);
+            self.walk(patch, Some(kind), NO_REVEAL, &mut s);
             return s;
         };
         for op in ops {
             let Some(op) = op.as_object_mut() else {
-                self.walk(op, None, &mut s);
+                self.walk(op, None, NO_REVEAL, &mut s);
                 continue;
             };
             let path = op
@@ -145,7 +168,7 @@ impl Masker {
             }
             for (k, v) in op.iter_mut() {
                 if k != "value" {
-                    self.walk(v, None, &mut s);
+                    self.walk(v, None, NO_REVEAL, &mut s);
                 }
             }
         }
@@ -156,7 +179,7 @@ impl Masker {
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let is_index = |seg: &str| seg == "-" || seg.bytes().all(|b| b.is_ascii_digit());
         if path.is_empty() || path == "/" {
-            self.walk(value, Some(kind), s);
+            self.walk(value, Some(kind), NO_REVEAL, s);
             return;
         }
         if kind == "Secret"
@@ -213,7 +236,7 @@ impl Masker {
             let single = !env_at(0);
             let mut pod =
                 serde_json::json!({"kind": "Pod", "spec": {"containers": [{"env": env}]}});
-            self.walk(&mut pod, None, s);
+            self.walk(&mut pod, None, NO_REVEAL, s);
             let mut env = pod["spec"]["containers"][0]["env"].take();
             *value = if single {
                 env.get_mut(0).map(Value::take).unwrap_or(Value::Null)
@@ -222,15 +245,16 @@ impl Masker {
             };
             return;
         }
-        self.walk(value, None, s);
+        self.walk(value, None, NO_REVEAL, s);
     }
 
-    fn env_name_matches(&self, name: &str) -> bool {
+    /// Whether an env var of this name has its literal value masked whatever the value.
+    pub(crate) fn env_name_matches(&self, name: &str) -> bool {
         let lower = name.to_lowercase();
         self.env_patterns.iter().any(|p| lower.contains(p.as_str()))
     }
 
-    fn walk(&self, value: &mut Value, kind_hint: Option<&str>, s: &mut MaskSummary) {
+    fn walk(&self, value: &mut Value, kind_hint: Option<&str>, r: &Reveal, s: &mut MaskSummary) {
         match value {
             Value::String(text) => {
                 if let Cow::Owned(masked) = self.text.mask(text, s) {
@@ -239,10 +263,10 @@ impl Masker {
             }
             Value::Array(items) => {
                 for item in items {
-                    self.walk(item, None, s);
+                    self.walk(item, None, r, s);
                 }
             }
-            Value::Object(map) => self.mask_object(map, kind_hint, s),
+            Value::Object(map) => self.mask_object(map, kind_hint, r, s),
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
     }
@@ -251,12 +275,13 @@ impl Masker {
         &self,
         map: &mut Map<String, Value>,
         kind_hint: Option<&str>,
+        r: &Reveal,
         s: &mut MaskSummary,
     ) {
-        self.mask_keys(map, s);
         if is_watch_event(map) {
+            self.mask_keys(map, s);
             if let Some(obj) = map.get_mut("object") {
-                self.walk(obj, None, s);
+                self.walk(obj, None, r, s);
             }
             return;
         }
@@ -265,6 +290,13 @@ impl Masker {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| kind_hint.map(str::to_owned));
+        if let Some(k) = kind.as_deref()
+            && r.is_revealed(k)
+        {
+            s.add_revealed(k);
+            return;
+        }
+        self.mask_keys(map, s);
         match kind.as_deref() {
             Some("Secret") => mask_secret(map, s),
             Some("TokenRequest") => set_string(
@@ -285,7 +317,7 @@ impl Masker {
             Some("TokenReview") => {
                 set_string(map, &["spec", "token"], PLACEHOLDER, "tokenreview.token", s)
             }
-            Some("Table") => self.mask_table_cells(map, s),
+            Some("Table") => self.mask_table_cells(map, r, s),
             Some(k) => {
                 if let Some(path) = pod_spec_path(k)
                     && let Some(Value::Object(spec)) = get_path_mut(map, path)
@@ -295,7 +327,7 @@ impl Masker {
             }
             None => {}
         }
-        self.mask_last_applied(map, s);
+        self.mask_last_applied(map, r, s);
         let item_kind: Option<String> = kind
             .as_deref()
             .and_then(|k| k.strip_suffix("List"))
@@ -306,11 +338,11 @@ impl Masker {
                 && let Value::Array(items) = child
             {
                 for item in items {
-                    self.walk(item, item_kind.as_deref(), s);
+                    self.walk(item, item_kind.as_deref(), r, s);
                 }
                 continue;
             }
-            self.walk(child, None, s);
+            self.walk(child, None, r, s);
         }
     }
 
@@ -356,19 +388,35 @@ impl Masker {
         }
     }
 
-    fn mask_last_applied(&self, map: &mut Map<String, Value>, s: &mut MaskSummary) {
+    fn mask_last_applied(&self, map: &mut Map<String, Value>, r: &Reveal, s: &mut MaskSummary) {
         let Some(Value::Object(ann)) = get_path_mut(map, &["metadata", "annotations"]) else {
             return;
         };
         let Some(Value::String(text)) = ann.get_mut(LAST_APPLIED) else {
             return;
         };
+        if let Some(masked) = self.mask_last_applied_text(text, r, s) {
+            *text = masked;
+        }
+    }
+
+    /// Masks the text of a `kubectl.kubernetes.io/last-applied-configuration` annotation: the
+    /// JSON is parsed, masked with the same rules and written back; text that does not parse,
+    /// or that masking would break, is replaced whole. `None`: nothing to change.
+    pub(crate) fn mask_last_applied_text(
+        &self,
+        text: &str,
+        r: &Reveal,
+        s: &mut MaskSummary,
+    ) -> Option<String> {
         let replacement = match serde_json::from_str::<Value>(text) {
             Ok(mut applied) => {
                 let mut inner = MaskSummary::new();
-                self.walk(&mut applied, None, &mut inner);
-                let candidate: Cow<'_, str> = if inner.is_empty() {
-                    Cow::Borrowed(text.as_str())
+                self.walk(&mut applied, None, r, &mut inner);
+                let masked_any = !inner.is_empty();
+                // revealed objects inside count where they are served, not again here
+                let candidate: Cow<'_, str> = if !masked_any {
+                    Cow::Borrowed(text)
                 } else {
                     // serializing a Value cannot fail (string keys only)
                     let mut out =
@@ -379,8 +427,17 @@ impl Masker {
                     Cow::Owned(out)
                 };
                 // a credential can span JSON strings in the serialized text (`"password":"…"`):
-                // mask the text too; if that breaks the JSON, replace it whole
-                let masked = self.text.mask(&candidate, &mut inner);
+                // mask the text too (unless the object is revealed); if that breaks the JSON,
+                // replace it whole
+                let revealed = applied
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| r.is_revealed(k));
+                let masked = if revealed {
+                    candidate
+                } else {
+                    self.text.mask(&candidate, &mut inner)
+                };
                 if inner.is_empty() {
                     None
                 } else {
@@ -394,38 +451,44 @@ impl Masker {
             }
             Err(_) => (text != PLACEHOLDER).then(|| PLACEHOLDER.to_owned()),
         };
-        if let Some(r) = replacement {
-            *text = r;
+        if replacement.is_some() {
             s.add("last-applied");
         }
+        replacement
     }
 
     /// Table cells equal to a value of the Secret embedded in the row (`includeObject=Object`),
     /// raw or base64-decoded, are masked (printer columns can show data fields). Other cells
     /// get the text detectors in the walk.
-    fn mask_table_cells(&self, map: &mut Map<String, Value>, s: &mut MaskSummary) {
+    fn mask_table_cells(&self, map: &mut Map<String, Value>, r: &Reveal, s: &mut MaskSummary) {
         let Some(Value::Array(rows)) = map.get_mut("rows") else {
             return;
         };
         for row in rows {
-            let Some(row) = row.as_object_mut() else {
-                continue;
-            };
-            let secrets = row.get("object").map(secret_values).unwrap_or_default();
-            if secrets.is_empty() {
-                continue;
+            if let Some(row) = row.as_object_mut() {
+                self.mask_row_cells(row, r, s);
             }
-            let Some(Value::Array(cells)) = row.get_mut("cells") else {
-                continue;
-            };
-            for cell in cells {
-                if let Value::String(c) = cell
-                    && c != PLACEHOLDER
-                    && secrets.iter().any(|v| v == c)
-                {
-                    *c = PLACEHOLDER.to_owned();
-                    s.add("table.cell");
-                }
+        }
+    }
+
+    fn mask_row_cells(&self, row: &mut Map<String, Value>, r: &Reveal, s: &mut MaskSummary) {
+        if r.is_revealed("Secret") {
+            return;
+        }
+        let secrets = row.get("object").map(secret_values).unwrap_or_default();
+        if secrets.is_empty() {
+            return;
+        }
+        let Some(Value::Array(cells)) = row.get_mut("cells") else {
+            return;
+        };
+        for cell in cells {
+            if let Value::String(c) = cell
+                && c != PLACEHOLDER
+                && secrets.iter().any(|v| v == c)
+            {
+                *c = PLACEHOLDER.to_owned();
+                s.add("table.cell");
             }
         }
     }

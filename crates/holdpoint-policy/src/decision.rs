@@ -131,3 +131,19 @@ fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
     let signed = jiff::SignedDuration::try_from(*d).unwrap_or(jiff::SignedDuration::MAX);
     s.serialize_str(&format!("{signed:#}"))
 }
+
+/// What a caller may see unmasked: the kinds the matching reveal rules name, and those rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RevealGrant {
+    /// Object kinds served unmasked (sorted, no duplicates).
+    pub kinds: Vec<String>,
+    /// The reveal rules that granted them, in file order.
+    pub rules: Vec<String>,
+}
+
+impl RevealGrant {
+    /// Whether nothing is revealed.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+}

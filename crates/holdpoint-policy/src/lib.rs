@@ -8,6 +8,8 @@
 //!   first matching rule's [`Verdict`] (allow, deny with a message, approve with an
 //!   [`Approval`]), or the default action; a freeze overrides it for mutating requests;
 //! * [`Policy::explain`] says why: every rule tried and the key that did not match;
+//! * [`Policy::reveal_for`] says which object kinds a caller sees unmasked (`reveal` rules;
+//!   masking is on for everyone by default);
 //! * [`Policy::default_for_agents`] is the embedded default policy for AI agents
 //!   (`default-policy.yaml`).
 //!
@@ -22,7 +24,7 @@ mod request;
 
 pub use decision::{
     Approval, ApprovalMode, DEFAULT_HOLD, DEFAULT_QUORUM, DEFAULT_RULE, DEFAULT_TTL, Evaluation,
-    FREEZE_RULE, Freeze, FreezeMode, Reviewers, Verdict,
+    FREEZE_RULE, Freeze, FreezeMode, RevealGrant, Reviewers, Verdict,
 };
 pub use policy::{Explanation, Key, Policy, PolicyError, RuleTrace, parse_duration};
 pub use request::{Request, Subject};

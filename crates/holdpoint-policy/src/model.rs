@@ -22,6 +22,26 @@ pub struct PolicyFile {
     /// How a freeze in hold mode holds requests.
     #[serde(default)]
     pub freeze: Option<FreezeSpec>,
+    /// Who sees which kinds unmasked (everything is masked for everyone by default).
+    #[serde(default)]
+    pub reveal: Vec<RevealSpec>,
+}
+
+/// A reveal rule: objects of `kinds` reach `subjects` unmasked. Meant for named humans; every
+/// reveal is recorded. All rules that match a caller apply together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevealSpec {
+    /// Unique among the reveal rules; reported with every reveal.
+    pub name: Spanned<String>,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who: `users` and/or `groups` (names or globs, never `*` alone), optionally narrowed by
+    /// `authenticators`.
+    pub subjects: SubjectsSpec,
+    /// Object kinds served unmasked, exactly as in the object's `kind` (`Secret`).
+    pub kinds: Vec<String>,
 }
 
 /// One rule: a name, what it matches, what it does.

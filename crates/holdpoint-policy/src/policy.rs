@@ -23,11 +23,13 @@ use serde_saphyr::Spanned;
 
 use crate::decision::{
     Approval, DEFAULT_HOLD, DEFAULT_QUORUM, DEFAULT_RULE, DEFAULT_TTL, Evaluation, FREEZE_RULE,
-    FreezeMode, Verdict,
+    FreezeMode, RevealGrant, Verdict,
 };
 use crate::glob::{Glob, GlobSet};
-use crate::model::{ActionKind, ApprovalSpec, MatchSpec, PolicyFile, WindowSpec};
-use crate::request::Request;
+use crate::model::{
+    ActionKind, ApprovalSpec, MatchSpec, PolicyFile, RevealSpec, SubjectsSpec, WindowSpec,
+};
+use crate::request::{Request, Subject};
 
 /// A policy that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,16 @@ pub struct Policy {
     rules: Vec<Rule>,
     default: Action,
     freeze_approval: Option<Approval>,
+    reveals: Vec<RevealRule>,
     cel_env: CelEnv,
+}
+
+/// A compiled reveal rule.
+#[derive(Debug)]
+struct RevealRule {
+    name: String,
+    subjects: SubjectMatcher,
+    kinds: Vec<String>,
 }
 
 /// The CEL environment (standard library), shared by every condition of a policy.
@@ -153,6 +164,29 @@ struct SubjectMatcher {
     groups: GlobSet,
     who_given: bool,
     authenticators: Option<GlobSet>,
+}
+
+impl SubjectMatcher {
+    fn new(s: &SubjectsSpec) -> Self {
+        SubjectMatcher {
+            users: GlobSet::new(&s.users),
+            groups: GlobSet::new(&s.groups),
+            who_given: !s.users.is_empty() || !s.groups.is_empty(),
+            authenticators: (!s.authenticators.is_empty()).then(|| GlobSet::new(&s.authenticators)),
+        }
+    }
+
+    fn matches(&self, sub: &Subject<'_>) -> bool {
+        if self.who_given
+            && !(self.users.matches(sub.username)
+                || sub.groups.iter().any(|g| self.groups.matches(g)))
+        {
+            return false;
+        }
+        self.authenticators
+            .as_ref()
+            .is_none_or(|a| a.matches(sub.authenticator))
+    }
 }
 
 #[derive(Debug)]
@@ -361,19 +395,10 @@ impl Matcher {
         {
             return Err(Key::NonResourceUrls);
         }
-        if let Some(s) = &self.subjects {
-            let sub = &req.subject;
-            if s.who_given
-                && !(s.users.matches(sub.username)
-                    || sub.groups.iter().any(|g| s.groups.matches(g)))
-            {
-                return Err(Key::Subjects);
-            }
-            if let Some(a) = &s.authenticators
-                && !a.matches(sub.authenticator)
-            {
-                return Err(Key::Subjects);
-            }
+        if let Some(s) = &self.subjects
+            && !s.matches(&req.subject)
+        {
+            return Err(Key::Subjects);
         }
         if !self.inside.is_empty() {
             let mut inside_any = false;
@@ -530,6 +555,7 @@ impl Policy {
             .freeze
             .as_ref()
             .and_then(|f| compile_approval(&f.approval, "freeze.approval", &mut problems));
+        let reveals = compile_reveals(&file.reveal, &mut problems);
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -540,8 +566,29 @@ impl Policy {
             rules,
             default,
             freeze_approval,
+            reveals,
             cel_env,
         })
+    }
+
+    /// The kinds `subject` sees unmasked: every reveal rule whose subjects match contributes
+    /// its kinds. Empty (everything masked) unless a rule names the caller.
+    pub fn reveal_for(&self, subject: &Subject<'_>) -> RevealGrant {
+        let mut grant = RevealGrant::default();
+        for r in &self.reveals {
+            if r.subjects.matches(subject) {
+                grant.rules.push(r.name.clone());
+                grant.kinds.extend(r.kinds.iter().cloned());
+            }
+        }
+        grant.kinds.sort();
+        grant.kinds.dedup();
+        grant
+    }
+
+    /// Number of reveal rules.
+    pub fn reveal_rules(&self) -> usize {
+        self.reveals.len()
     }
 
     /// Number of rules.
@@ -978,12 +1025,7 @@ fn compile_match(
             }
         }
     }
-    let subjects = spec.subjects.as_ref().map(|s| SubjectMatcher {
-        users: GlobSet::new(&s.users),
-        groups: GlobSet::new(&s.groups),
-        who_given: !s.users.is_empty() || !s.groups.is_empty(),
-        authenticators: (!s.authenticators.is_empty()).then(|| GlobSet::new(&s.authenticators)),
-    });
+    let subjects = spec.subjects.as_ref().map(SubjectMatcher::new);
     if spec
         .subjects
         .as_ref()
@@ -1047,6 +1089,53 @@ fn compile_match(
         outside,
         conditions,
     })
+}
+
+/// Reveal rules: unique names, explicit kinds, and subjects that name someone (never `*` alone:
+/// masking stays on for everyone else).
+fn compile_reveals(specs: &[RevealSpec], problems: &mut Vec<String>) -> Vec<RevealRule> {
+    let mut out = Vec::with_capacity(specs.len());
+    let mut seen = std::collections::HashSet::new();
+    for spec in specs {
+        let line = spec.name.referenced.line();
+        let name = spec.name.value.clone();
+        let at = format!("line {line}: reveal {name:?}");
+        let before = problems.len();
+        if name.trim().is_empty() {
+            problems.push(format!("line {line}: a reveal rule needs a name"));
+        } else if !seen.insert(name.clone()) {
+            problems.push(format!("{at}: duplicate reveal name"));
+        }
+        let s = &spec.subjects;
+        if s.users.is_empty() && s.groups.is_empty() {
+            problems.push(format!(
+                "{at}: subjects needs users or groups (a reveal names who sees the values)"
+            ));
+        }
+        if s.users.iter().chain(&s.groups).any(|p| p.trim() == "*") {
+            problems.push(format!(
+                "{at}: subjects must not be `*`: masking stays on for everyone not named"
+            ));
+        }
+        if spec.kinds.is_empty() {
+            problems.push(format!("{at}: kinds is empty"));
+        }
+        for k in &spec.kinds {
+            if k.trim().is_empty() || k.contains('*') || k.contains('/') {
+                problems.push(format!(
+                    "{at}: kind {k:?} must be an object kind as written in `kind` (e.g. Secret)"
+                ));
+            }
+        }
+        if problems.len() == before {
+            out.push(RevealRule {
+                name,
+                subjects: SubjectMatcher::new(s),
+                kinds: spec.kinds.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn compile_window(w: &WindowSpec, at: &str, problems: &mut Vec<String>) -> Option<Window> {

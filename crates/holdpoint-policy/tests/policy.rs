@@ -805,3 +805,70 @@ fn requests_that_do_not_name_a_namespace_or_object_fail_closed() {
         "web-only"
     );
 }
+
+#[test]
+fn reveal_rules_open_kinds_to_the_named_subjects_only() {
+    let p = Policy::from_yaml(
+        "default: {action: allow}\nreveal:\n  - name: sre-secrets\n    subjects: {groups: [sre]}\n    kinds: [Secret]\n  - name: ann-tokens\n    subjects: {users: [ann], authenticators: ['oidc:*']}\n    kinds: [TokenRequest, Secret]\n",
+    )
+    .unwrap();
+    assert_eq!(p.reveal_rules(), 2);
+    let who = |user: &str, groups: &[&str], authenticator: &str| {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let grant = p.reveal_for(&Subject {
+            username: user,
+            groups: &groups,
+            authenticator,
+        });
+        (grant.kinds, grant.rules)
+    };
+    // masking stays on for everyone a rule does not name
+    assert_eq!(who("agent", &["agents"], "static-token"), (vec![], vec![]));
+    assert_eq!(
+        who("bob", &["sre"], "static-token"),
+        (vec!["Secret".into()], vec!["sre-secrets".into()])
+    );
+    assert_eq!(
+        who("ann", &["sre"], "oidc:https://idp"),
+        (
+            vec!["Secret".into(), "TokenRequest".into()],
+            vec!["sre-secrets".into(), "ann-tokens".into()]
+        )
+    );
+    // the authenticator narrows a reveal
+    assert_eq!(who("ann", &[], "static-token"), (vec![], vec![]));
+}
+
+#[test]
+fn reveal_rules_must_name_someone_and_a_kind() {
+    let err = |yaml: &str| match Policy::from_yaml(&format!(
+        "default: {{action: allow}}\nreveal:\n{yaml}"
+    )) {
+        Err(PolicyError::Invalid(p)) => p.join("\n"),
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    assert!(
+        err("  - {name: all, subjects: {groups: ['*']}, kinds: [Secret]}\n")
+            .contains("must not be `*`")
+    );
+    assert!(
+        err("  - {name: anyone, subjects: {authenticators: [x]}, kinds: [Secret]}\n")
+            .contains("needs users or groups")
+    );
+    assert!(
+        err("  - {name: none, subjects: {users: [a]}, kinds: []}\n").contains("kinds is empty")
+    );
+    assert!(
+        err("  - {name: glob, subjects: {users: [a]}, kinds: ['Sec*']}\n").contains("object kind")
+    );
+    assert!(
+        err("  - {name: d, subjects: {users: [a]}, kinds: [Secret]}\n  - {name: d, subjects: {users: [b]}, kinds: [Secret]}\n")
+            .contains("duplicate reveal name")
+    );
+    assert!(matches!(
+        Policy::from_yaml(
+            "default: {action: allow}\nreveal:\n  - {name: x, subjects: {users: [a]}, kinds: [Secret], verbs: [get]}\n"
+        ),
+        Err(PolicyError::Parse(_))
+    ));
+}

@@ -105,7 +105,6 @@ async fn main() -> anyhow::Result<()> {
         None,
         holdpoint_gateway::PhaseOverrides {
             decider: Some(Arc::new(holdpoint_gateway::phases::decide::AllowAll)),
-            masker: Some(Arc::new(common::StreamDetectors::builtin())),
             ..Default::default()
         },
     )

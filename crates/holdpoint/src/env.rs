@@ -144,6 +144,7 @@ impl Env {
                 url: options.store_url.clone(),
             },
             instance_name: None,
+            mask: Default::default(),
         };
         adjust(&mut config);
         config.validate()?;

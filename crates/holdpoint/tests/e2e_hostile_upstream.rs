@@ -1,7 +1,9 @@
 //! Defences that need an upstream misbehaving on purpose, which the honest emulator never does:
 //! redirects (CVE-2020-8559, CVE-2022-3172) are never followed or relayed, after a refused
-//! upgrade the upstream connection never carries another request (CVE-2018-1002105), and a
-//! stream protocol the gateway cannot read is refused rather than tunnelled unmasked.
+//! upgrade the upstream connection never carries another request (CVE-2018-1002105), a stream
+//! protocol the gateway cannot read is refused rather than tunnelled unmasked, and an answer the
+//! mask phase did not ask for (gzip, protobuf, an unknown encoding, broken JSON) is decompressed
+//! and masked, or withheld, never relayed unmasked.
 
 mod common;
 
@@ -19,8 +21,9 @@ struct ConnLog {
 
 /// A plain-HTTP upstream that answers every request with `answer` and logs request lines.
 async fn hostile_upstream(
-    answer: &'static str,
+    answer: impl Into<Vec<u8>>,
 ) -> (std::net::SocketAddr, Arc<Mutex<Vec<ConnLog>>>) {
+    let answer: Arc<Vec<u8>> = Arc::new(answer.into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let logs: Arc<Mutex<Vec<ConnLog>>> = Arc::default();
@@ -31,6 +34,7 @@ async fn hostile_upstream(
                 return;
             };
             let logs = shared.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let idx = {
                     let mut l = logs.lock().unwrap();
@@ -52,7 +56,7 @@ async fn hostile_upstream(
                         buf.drain(..end + 4);
                         let line = head.lines().next().unwrap_or("").to_owned();
                         logs.lock().unwrap()[idx].requests.push(line);
-                        if sock.write_all(answer.as_bytes()).await.is_err() {
+                        if sock.write_all(&answer).await.is_err() {
                             return;
                         }
                     }
@@ -202,6 +206,109 @@ async fn a_stream_protocol_the_gateway_cannot_read_is_refused_not_tunnelled() {
     assert!(
         conns[0].closed_by_peer,
         "the gateway kept the upstream's upgraded connection open"
+    );
+    env.shutdown().await;
+}
+
+const CANARY: &str = "CnryHostile5Kw2";
+
+/// A SecretList holding the canary (base64, as the API stores it).
+fn secret_list() -> String {
+    use base64::Engine as _;
+    let value = base64::engine::general_purpose::STANDARD.encode(CANARY);
+    format!(
+        r#"{{"kind":"SecretList","apiVersion":"v1","metadata":{{"resourceVersion":"1"}},"items":[{{"metadata":{{"name":"a","namespace":"demo"}},"data":{{"password":"{value}"}}}}]}}"#
+    )
+}
+
+fn answer(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\n{head}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+async fn list_secrets(env: &Env) -> common::RawResponse {
+    let req = format!(
+        "GET /api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        env.agent_token
+    );
+    common::raw_request(env.gateway.addr(), env.gateway.ca_pem(), req.as_bytes()).await
+}
+
+fn assert_no_canary(resp: &common::RawResponse) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(CANARY);
+    assert!(
+        !resp.body.contains(CANARY) && !resp.body.contains(&b64),
+        "the secret reached the caller: {}",
+        resp.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gzip_the_upstream_sends_unasked_is_decompressed_and_masked() {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(secret_list().as_bytes()).unwrap();
+    let (addr, _) = hostile_upstream(answer(
+        "Content-Type: application/json\r\nContent-Encoding: gzip\r\n",
+        &gz.finish().unwrap(),
+    ))
+    .await;
+    let (env, _dir) = gateway_in_front_of(addr).await;
+    let resp = list_secrets(&env).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(!resp.head.contains("content-encoding"), "{}", resp.head);
+    assert_no_canary(&resp);
+    let v: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+    assert_eq!(v["items"][0]["data"]["password"], "W01BU0tFRF0=");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_in_formats_that_cannot_be_masked_are_withheld() {
+    for head in [
+        "Content-Type: application/vnd.kubernetes.protobuf\r\n",
+        "Content-Type: application/cbor\r\n",
+        "Content-Type: application/yaml\r\n",
+        "Content-Type: application/json\r\nContent-Encoding: br\r\n",
+    ] {
+        let (addr, _) = hostile_upstream(answer(head, secret_list().as_bytes())).await;
+        let (env, _dir) = gateway_in_front_of(addr).await;
+        let resp = list_secrets(&env).await;
+        assert_eq!(resp.status, 502, "{head}: {}", resp.body);
+        assert_eq!(resp.status_json()["kind"], "Status", "{head}");
+        assert_no_canary(&resp);
+        env.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_json_cuts_the_response_off() {
+    // the first item is complete, the second breaks off inside its data
+    let body = format!(
+        r#"{{"kind":"SecretList","apiVersion":"v1","metadata":{{}},"items":[{{"metadata":{{"name":"a"}},"data":{{"k":"c2FmZQ=="}}}},{{"metadata":{{"name":"b"}},"data":{{"k":{CANARY}"#
+    );
+    let (addr, _) = hostile_upstream(answer(
+        "Content-Type: application/json\r\n",
+        body.as_bytes(),
+    ))
+    .await;
+    let (env, _dir) = gateway_in_front_of(addr).await;
+    let resp = list_secrets(&env).await;
+    assert_no_canary(&resp);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&resp.body).is_err(),
+        "a cut-off answer must not look complete: {}",
+        resp.body
+    );
+    assert!(
+        resp.closed,
+        "the caller's connection must end with the cut-off answer"
     );
     env.shutdown().await;
 }

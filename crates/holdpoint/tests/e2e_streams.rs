@@ -112,7 +112,6 @@ async fn start() -> Streams {
         None,
         PhaseOverrides {
             decider: Some(Arc::new(AllowAll)),
-            masker: Some(Arc::new(common::StreamDetectors::builtin())),
             recorder: Some(Arc::new(recorded.clone())),
             ..Default::default()
         },

@@ -272,11 +272,26 @@ impl Approvals {
                 incoming.append(n, v);
             }
         }
-        if let Some(accept) = accept {
-            incoming.insert(
-                header::ACCEPT,
-                HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static("*/*")),
-            );
+        match accept {
+            Some(accept) => {
+                incoming.insert(
+                    header::ACCEPT,
+                    HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static("*/*")),
+                );
+            }
+            None => {
+                // the answer goes back to the caller through the mask phase: ask for JSON only,
+                // as the data path does (the caller's Accept was checked when it was held)
+                let stored = incoming
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                incoming.insert(
+                    header::ACCEPT,
+                    crate::phases::mask::json_only_accept(stored.as_deref())
+                        .unwrap_or(HeaderValue::from_static("application/json")),
+                );
+            }
         }
         // Refused, never sent without them: missing Impersonate-* would run the request as the
         // gateway itself.

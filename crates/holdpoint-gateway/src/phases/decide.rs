@@ -27,7 +27,7 @@ use holdpoint_policy::{Policy, PolicyError, Request, Subject, Verdict};
 use kube_request::{BodyFormat, DryRun};
 use tokio_util::sync::CancellationToken;
 
-pub use holdpoint_policy::{Approval, ApprovalMode, Freeze, FreezeMode, Reviewers};
+pub use holdpoint_policy::{Approval, ApprovalMode, Freeze, FreezeMode, RevealGrant, Reviewers};
 
 use super::Exchange;
 
@@ -60,6 +60,11 @@ pub enum Decision {
 pub trait Decider: Send + Sync + Debug {
     /// Decides for an authenticated, classified request (body already read when it has one).
     fn decide(&self, exchange: &Exchange) -> Decision;
+
+    /// The kinds the caller sees unmasked (policy `reveal` rules). None by default.
+    fn reveal(&self, _exchange: &Exchange) -> RevealGrant {
+        RevealGrant::default()
+    }
 }
 
 /// Allows every request (the foundation's placeholder policy; tests use it).
@@ -314,6 +319,17 @@ impl Decider for PolicyDecider {
             },
             Verdict::Approve(approval) => Decision::Hold { rule, approval },
         }
+    }
+
+    fn reveal(&self, ex: &Exchange) -> RevealGrant {
+        let Some(identity) = &ex.identity else {
+            return RevealGrant::default();
+        };
+        self.current.load().reveal_for(&Subject {
+            username: &identity.username,
+            groups: &identity.groups,
+            authenticator: &identity.authenticator,
+        })
     }
 }
 

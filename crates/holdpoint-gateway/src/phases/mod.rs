@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
 use authenticate::{AuthChain, ConnectionInfo};
-use decide::{Decider, Decision};
+use decide::{Decider, Decision, RevealGrant};
 use hold::{HoldOutcome, Holder};
 use mask::Masker;
 use record::Recorder;
@@ -65,6 +65,9 @@ pub struct Exchange {
     pub identity: Option<Identity>,
     /// Policy's decision, once made.
     pub decision: Option<Decision>,
+    /// The kinds policy reveals to this caller unmasked, and the reveal rules that granted
+    /// them (empty: everything masked). Set with the decision.
+    pub reveal: RevealGrant,
     /// The request body (bounded by `limits.max_request_body_bytes`).
     pub body: Bytes,
     /// The request's `Content-Type`.
@@ -95,6 +98,7 @@ impl Exchange {
             info: Some(kube_request::classify(&method, path, query).unwrap()),
             identity: None,
             decision: None,
+            reveal: RevealGrant::default(),
             body: Bytes::new(),
             content_type: None,
             status: 0,
@@ -150,6 +154,7 @@ impl Pipeline {
             info: None,
             identity: None,
             decision: None,
+            reveal: RevealGrant::default(),
             body: Bytes::new(),
             content_type: req
                 .headers()
@@ -188,6 +193,9 @@ impl Pipeline {
         let identity = self.authenticator.authenticate(req.headers(), conn).await?;
         ex.identity = Some(identity);
 
+        // mask: what could never be answered masked is refused before anything happens
+        self.masker.check(ex, req.headers())?;
+
         // The client half of an upgrade must be claimed before the request is taken apart.
         let client_upgrade = classified
             .upgrade
@@ -199,6 +207,7 @@ impl Pipeline {
         // decide
         let decision = self.decider.decide(ex);
         ex.decision = Some(decision.clone());
+        ex.reveal = self.decider.reveal(ex);
         match decision {
             Decision::Allow { .. } => {}
             Decision::Deny { message, .. } => return Err(GatewayError::Forbidden(message)),
@@ -214,7 +223,7 @@ impl Pipeline {
                     // The gateway sent the approved request itself; this is its answer.
                     HoldOutcome::Respond(response) => {
                         ex.outcome = "executed";
-                        return Ok(self.masker.mask(ex, response));
+                        return self.masker.mask(ex, response);
                     }
                 }
             }
@@ -247,7 +256,7 @@ impl Pipeline {
         .await?;
 
         // mask
-        Ok(self.masker.mask(ex, response))
+        self.masker.mask(ex, response)
     }
 }
 

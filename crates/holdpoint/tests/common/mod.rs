@@ -31,36 +31,6 @@ pub async fn start() -> TestEnv {
     .await
 }
 
-/// Masks exec/attach output with the built-in text detectors and passes bodies (for suites about
-/// the stream tap; body masking is the mask phase's).
-#[derive(Debug)]
-pub struct StreamDetectors(pub Arc<holdpoint_mask::TextMasker>);
-
-impl StreamDetectors {
-    pub fn builtin() -> Self {
-        Self(Arc::new(
-            holdpoint_mask::TextMasker::new(&Default::default()).expect("built-in detectors"),
-        ))
-    }
-}
-
-impl holdpoint_gateway::phases::mask::Masker for StreamDetectors {
-    fn prepare(&self, _: &holdpoint_gateway::phases::Exchange, _: &mut http::HeaderMap) {}
-    fn mask(
-        &self,
-        _: &holdpoint_gateway::phases::Exchange,
-        response: http::Response<holdpoint_gateway::body::Body>,
-    ) -> http::Response<holdpoint_gateway::body::Body> {
-        response
-    }
-    fn stream_text(
-        &self,
-        _: &holdpoint_gateway::phases::Exchange,
-    ) -> Option<Arc<holdpoint_mask::TextMasker>> {
-        Some(self.0.clone())
-    }
-}
-
 /// The nearest-rank percentile `p` (0-100) of sorted durations (for the benchmark examples).
 pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -406,7 +376,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(pos) = find(data, b"\r\n") {
         let size =
