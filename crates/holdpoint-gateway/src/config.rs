@@ -49,6 +49,129 @@ pub struct Config {
     /// Which policy decides allow, deny or hold.
     #[serde(default, deserialize_with = "null_as_default")]
     pub policy: PolicyConfig,
+    /// The audit log: every request, reviewer and admin action, in the store.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub audit: AuditConfig,
+}
+
+/// The audit log (`crate::audit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record into the store (`false`: only the log line per request, for comparison runs).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// What happens to reads (get, list, watch) when the audit store cannot write. `refuse`
+    /// (default): refused while the last write failed; `serve`: served, counted in
+    /// `holdpoint_audit_unrecorded_reads_total` (the alarm); `wait`: every read waits until its
+    /// record is durable, like a mutation. A mutation is always refused unless its record is
+    /// durable first.
+    #[serde(default)]
+    pub reads: AuditReads,
+    /// Longest request or response body stored (after masking); longer ones keep their length
+    /// and SHA-256 and, when they can be cut safely (lines of a watch or log), their beginning.
+    #[serde(default = "default_audit_max_body")]
+    pub max_body_bytes: usize,
+    /// A caller's requests without a session header belong to one session until it pauses
+    /// this long.
+    #[serde(default = "default_session_gap", deserialize_with = "de_duration")]
+    pub session_gap: Duration,
+    /// A signed checkpoint after this many events ...
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_every_events: u64,
+    /// ... or after this long with new events.
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub checkpoint_interval: Duration,
+    /// The Ed25519 key (PKCS#8 DER) that signs checkpoints; created when missing. Replicas
+    /// sharing a store should share one key. Default: `<data_dir>/audit-signing.key`.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Most events written in one transaction (group commit).
+    #[serde(default = "default_audit_batch")]
+    pub max_batch: usize,
+    /// Most events waiting to be written; beyond it events of reads are dropped (and counted)
+    /// and mutations refused.
+    #[serde(default = "default_audit_queue")]
+    pub max_queue: usize,
+    /// Who may list, show and export sessions and events on the admin listener (besides
+    /// `admin.users`/`admin.groups`).
+    #[serde(default)]
+    pub auditors: Principals,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            reads: AuditReads::default(),
+            max_body_bytes: default_audit_max_body(),
+            session_gap: default_session_gap(),
+            checkpoint_every_events: default_checkpoint_events(),
+            checkpoint_interval: default_checkpoint_interval(),
+            signing_key_file: None,
+            max_batch: default_audit_batch(),
+            max_queue: default_audit_queue(),
+            auditors: Principals::default(),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The checkpoint key file: `signing_key_file`, or `audit-signing.key` in `data_dir`.
+    pub fn signing_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.signing_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit-signing.key"))
+    }
+
+    fn problems(&self, out: &mut Vec<String>) {
+        if self.max_body_bytes == 0 {
+            out.push("audit.max_body_bytes must be positive".into());
+        }
+        if self.session_gap.is_zero() {
+            out.push("audit.session_gap must be positive".into());
+        }
+        if self.checkpoint_every_events == 0 {
+            out.push("audit.checkpoint_every_events must be positive".into());
+        }
+        if self.checkpoint_interval.is_zero() {
+            out.push("audit.checkpoint_interval must be positive".into());
+        }
+        if self.max_batch == 0 || self.max_batch > 10_000 {
+            out.push("audit.max_batch must be between 1 and 10000".into());
+        }
+        if self.max_queue < self.max_batch {
+            out.push("audit.max_queue must be at least audit.max_batch".into());
+        }
+    }
+}
+
+/// What reads do when the audit store cannot write (`audit.reads`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditReads {
+    /// Refused while the audit store is failing.
+    #[default]
+    Refuse,
+    /// Served, and counted as unrecorded (an alarm metric).
+    Serve,
+    /// Each read waits for its record to be durable.
+    Wait,
+}
+
+/// Users and groups.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Principals {
+    /// Usernames.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// The reviewer API on the admin listener.
@@ -431,6 +554,24 @@ impl Default for Limits {
 fn default_true() -> bool {
     true
 }
+fn default_audit_max_body() -> usize {
+    256 * 1024
+}
+fn default_session_gap() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_checkpoint_events() -> u64 {
+    1000
+}
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_audit_batch() -> usize {
+    512
+}
+fn default_audit_queue() -> usize {
+    100_000
+}
 fn default_sa_cache_ttl() -> Duration {
     Duration::from_secs(300)
 }
@@ -564,6 +705,9 @@ impl Config {
         if let Some(file) = &mut self.policy.file {
             fix(file);
         }
+        if let Some(file) = &mut self.audit.signing_key_file {
+            fix(file);
+        }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);
             fix(&mut tls.key_file);
@@ -686,6 +830,7 @@ impl Config {
         {
             problems.push(format!("policy.file: {e}"));
         }
+        self.audit.problems(&mut problems);
         for (i, issuer) in self.authentication.oidc.iter().enumerate() {
             issuer.problems(i, &mut problems);
             if self.authentication.oidc[..i]

@@ -144,6 +144,7 @@ impl Env {
                 url: options.store_url.clone(),
             },
             instance_name: None,
+            audit: Default::default(),
         };
         adjust(&mut config);
         config.validate()?;

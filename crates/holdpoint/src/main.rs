@@ -98,6 +98,16 @@ enum Command {
         #[command(subcommand)]
         command: holdpoint::approvals_cmd::FreezeCommand,
     },
+    /// The audit log: verify the chain, export events, the checkpoint key.
+    Audit {
+        #[command(subcommand)]
+        command: holdpoint::audit_cmd::AuditCommand,
+    },
+    /// Sessions in the audit log: list, show (timeline), replay.
+    Sessions {
+        #[command(subcommand)]
+        command: holdpoint::audit_cmd::SessionsCommand,
+    },
     /// Stored static tokens (bootstrap and CI agents): create, revoke, list.
     Token {
         #[command(subcommand)]
@@ -388,6 +398,11 @@ async fn main() -> anyhow::Result<()> {
             env.shutdown().await;
         }
         Command::Token { command } => token_command(command).await?,
+        Command::Audit { command } => {
+            let code = holdpoint::audit_cmd::audit(command).await?;
+            std::process::exit(code);
+        }
+        Command::Sessions { command } => holdpoint::audit_cmd::sessions(command).await?,
         Command::Approvals { api, command } => {
             holdpoint::approvals_cmd::approvals(&api, command).await?
         }
@@ -540,9 +555,15 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
                 (None, Some(user)) => holdpoint_store::TokenSelector::User(user),
                 (None, None) => anyhow::bail!("give a token id or --user"),
             };
-            let revoked = store
-                .revoke_tokens(&which, &tokens::cli_actor(), reason.as_deref(), now)
-                .await?;
+            let revoked = tokens::revoke(
+                &store,
+                &which,
+                &tokens::cli_actor(),
+                reason.as_deref(),
+                config.audit.session_gap,
+                now,
+            )
+            .await?;
             store.close().await;
             if revoked.is_empty() {
                 println!("nothing to revoke (already revoked)");
