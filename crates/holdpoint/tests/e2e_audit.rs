@@ -1,0 +1,309 @@
+//! End to end: the audit log with real kubectl through the gateway and the real `holdpoint`
+//! binary reading it back (`sessions list|show|replay`, `audit verify|export`), on SQLite and on
+//! PostgreSQL; and fail-closed: with a store that cannot write, mutations are refused and
+//! nothing reaches the upstream.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestEnv, holdpoint_bin, output_text};
+use holdpoint_gateway::PhaseOverrides;
+use serde_json::Value;
+
+const CANARY: &str = "hunter2-canary-77";
+/// base64 of CANARY, as a Secret's `data` carries it.
+const CANARY_B64: &str = "aHVudGVyMi1jYW5hcnktNzc=";
+
+fn secret_manifest() -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-creds\n  namespace: demo\nstringData:\n  password: {CANARY}\n"
+    )
+}
+
+fn config(t: &TestEnv) -> String {
+    t.env.config_file.display().to_string()
+}
+
+async fn holdpoint_ok(args: &[&str]) -> String {
+    let out = holdpoint_bin(args).await;
+    assert!(
+        out.status.success(),
+        "holdpoint {args:?}: {}",
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every event, as the `jsonl` export gives them.
+async fn export(t: &TestEnv) -> Vec<Value> {
+    holdpoint_ok(&["audit", "export", "--config", &config(t)])
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Waits until the export has an event matching `pred` (events of reads are written shortly
+/// after their response ends).
+async fn wait_for_event(t: &TestEnv, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(e) = export(t).await.into_iter().find(|e| pred(e)) {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no audit event: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn held_apply_approved_is_a_session(backend: Backend) {
+    // The embedded default policy: the change waits for a reviewer of group `reviewers`.
+    let t = common::start_with(backend.store_url().await, PhaseOverrides::default()).await;
+    let manifest = secret_manifest();
+    let kubectl = t.kubectl_bg("agent", &["apply", "-f", "-"], Some(&manifest));
+    let id = t.pending_approvals(1).await[0].id.clone();
+    let admin = t.env.admin_kubeconfig.display().to_string();
+    holdpoint_ok(&[
+        "approvals",
+        "approve",
+        &id,
+        "--reason",
+        "rotating the db password",
+        "--kubeconfig",
+        &admin,
+    ])
+    .await;
+    let out = kubectl.await.unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    // The session: one kubectl invocation, with its approval.
+    let cfg = config(&t);
+    let wait_listed = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed: Value = serde_json::from_str(
+                &holdpoint_ok(&["sessions", "list", "--config", &cfg, "--json"]).await,
+            )
+            .unwrap();
+            let found = listed.as_array().unwrap().iter().find(|s| {
+                s["approvals"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&Value::from(id.as_str())))
+                    && s["requests"].as_u64().unwrap_or(0) >= 3
+            });
+            if let Some(s) = found {
+                return s.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no session with {id}: {listed:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let session = wait_listed.await;
+    assert_eq!(
+        session["users"],
+        serde_json::json!(["demo-agent"]),
+        "{session:#}"
+    );
+    assert!(
+        session["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("kubectl apply")),
+        "{session:#}"
+    );
+    assert!(session["mutations"].as_u64().unwrap() >= 1, "{session:#}");
+    let sid = session["id"].as_str().unwrap().to_owned();
+    let table = holdpoint_ok(&["sessions", "list", "--config", &cfg]).await;
+    assert!(
+        table.contains(&sid) && table.contains("kubectl apply"),
+        "{table}"
+    );
+
+    // Its timeline: the command, the approval and its reviewer, the upstream's 201, and the
+    // manifest with the password masked.
+    let shown = holdpoint_ok(&["sessions", "show", &sid, "--config", &cfg, "--bodies"]).await;
+    for needle in [
+        "kubectl apply",
+        id.as_str(),
+        "approve by demo-admin",
+        "201",
+        "executed",
+        "db-creds",
+        "[MASKED]",
+    ] {
+        assert!(shown.contains(needle), "missing {needle:?} in\n{shown}");
+    }
+    assert!(
+        !shown.contains(CANARY) && !shown.contains(CANARY_B64),
+        "the password leaked into the audit log:\n{shown}"
+    );
+    let plain = holdpoint_ok(&["sessions", "show", &sid, "--config", &cfg]).await;
+    assert!(
+        !plain.contains("[MASKED]"),
+        "bodies only with --bodies:\n{plain}"
+    );
+
+    // The reviewer's approval is an event of its own, and the export carries no secret.
+    let events = export(&t).await;
+    let raw = serde_json::to_string(&events).unwrap();
+    assert!(
+        !raw.contains(CANARY) && !raw.contains(CANARY_B64),
+        "secret in the export"
+    );
+    let vote = events
+        .iter()
+        .find(|e| e["holdpoint"]["action"] == "approve")
+        .expect("the approve action is recorded");
+    assert_eq!(vote["user"]["username"], "demo-admin");
+    assert_eq!(vote["objectRef"]["name"], id.as_str());
+    assert_eq!(vote["holdpoint"]["reason"], "rotating the db password");
+    let executed = events
+        .iter()
+        .find(|e| e["holdpoint"]["eventKind"] == "execution")
+        .expect("the gateway's own send is recorded");
+    assert_eq!(executed["responseStatus"]["code"], 201);
+    assert_eq!(executed["holdpoint"]["session"], sid.as_str());
+    assert_eq!(executed["responseObject"]["kind"], "Secret");
+    // Token creation (the environment's kubeconfigs) is recorded too.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["holdpoint"]["action"] == "token.create"),
+        "token.create"
+    );
+
+    // The chain holds, checkpoints included.
+    let verified = holdpoint_bin(&["audit", "verify", "--config", &cfg]).await;
+    assert!(verified.status.success(), "{}", output_text(&verified));
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("audit log holds"),
+        "{}",
+        output_text(&verified)
+    );
+    // API sessions replay as kubectl -v=6 would have shown the requests.
+    let replayed = holdpoint_ok(&["sessions", "replay", &sid, "--config", &cfg]).await;
+    assert!(
+        replayed.lines().any(|l| l.starts_with("POST https://")
+            && l.contains("/api/v1/namespaces/demo/secrets?")
+            && l.contains(" 201 Created in ")),
+        "{replayed}"
+    );
+    t.env.shutdown().await;
+}
+
+async fn denied_and_refused_requests_are_recorded(backend: Backend) {
+    let t = common::start_with(backend.store_url().await, PhaseOverrides::default()).await;
+    // Denied by the default policy.
+    let out = t.kubectl(&["delete", "namespace", "demo"]).await;
+    assert!(!out.status.success());
+    // A token nobody issued.
+    let refused = t
+        .raw(b"GET /api/v1/namespaces/demo/pods HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-real-token\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(refused.status, 401);
+    // A path trick, refused before anything else.
+    let tricked = t
+        .raw(b"GET /api/v1/namespaces/demo/pods/..%2Fsecrets HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(tricked.status, 400);
+
+    let denied = wait_for_event(&t, "denied namespace delete", |e| {
+        e["holdpoint"]["outcome"] == "denied" && e["objectRef"]["resource"] == "namespaces"
+    })
+    .await;
+    assert_eq!(denied["verb"], "delete");
+    assert_eq!(denied["user"]["username"], "demo-agent");
+    assert_eq!(denied["holdpoint"]["decision"], "deny");
+    assert!(
+        denied["holdpoint"]["rule"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    assert_eq!(denied["responseStatus"]["code"], 403);
+    assert_eq!(
+        denied["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
+
+    let unauth = wait_for_event(&t, "refused token", |e| {
+        e["holdpoint"]["outcome"] == "unauthenticated"
+    })
+    .await;
+    assert_eq!(unauth["sourceIPs"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(unauth["responseStatus"]["code"], 401);
+    assert!(
+        unauth["holdpoint"]["refusedCredential"]
+            .as_str()
+            .is_some_and(|c| c.contains("bearer token")),
+        "{unauth:#}"
+    );
+    assert!(
+        !unauth.to_string().contains("not-a-real-token"),
+        "the token itself is never recorded"
+    );
+
+    let rejected = wait_for_event(&t, "path trick", |e| {
+        e["holdpoint"]["outcome"] == "rejected"
+    })
+    .await;
+    assert_eq!(rejected["responseStatus"]["code"], 400);
+    assert_eq!(
+        rejected["requestURI"],
+        "/api/v1/namespaces/demo/pods/..%2Fsecrets"
+    );
+
+    // Reads are recorded with their (masked) response bodies.
+    t.kubectl_ok(&["get", "secret", "web-credentials", "-o", "json"])
+        .await;
+    let read = wait_for_event(&t, "secret read", |e| {
+        e["objectRef"]["resource"] == "secrets"
+            && e["objectRef"]["name"] == "web-credentials"
+            && e["stage"] == "ResponseComplete"
+    })
+    .await;
+    assert_eq!(read["responseObject"]["kind"], "Secret", "{read:#}");
+    for v in read["responseObject"]["data"].as_object().unwrap().values() {
+        assert_eq!(v, "W01BU0tFRF0=", "{read:#}");
+    }
+    assert!(
+        read["holdpoint"]["responseBody"]["masked"]["secret.data"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    t.env.shutdown().await;
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    held_apply_approved_is_a_session,
+    denied_and_refused_requests_are_recorded,
+);
