@@ -307,3 +307,166 @@ both_backends!(
     held_apply_approved_is_a_session,
     denied_and_refused_requests_are_recorded,
 );
+
+// ------------------------------------------------------------------ fail closed
+
+const STATIC_TOKEN: &str = "audit-fail-closed-static-token";
+
+/// A config token (checked without the store, so the audit store's failure is what refuses).
+fn static_token_auth() -> holdpoint_gateway::config::AuthenticationConfig {
+    holdpoint_gateway::config::AuthenticationConfig {
+        static_tokens: vec![holdpoint_gateway::config::StaticTokenConfig {
+            sha256: holdpoint_store::sha256_hex(STATIC_TOKEN.as_bytes()),
+            user: "static-agent".into(),
+            groups: vec!["agents".into()],
+            uid: None,
+        }],
+        ..Default::default()
+    }
+}
+
+fn request(method: &str, path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {STATIC_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// With the audit store unable to write: a mutation is refused with a 503 and never reaches
+/// the upstream, and reads are refused too once the store is known to fail.
+async fn assert_fail_closed(
+    gateway: &holdpoint_gateway::RunningGateway,
+    emulator: &kube_emulator::RunningEmulator,
+) {
+    emulator.clear_requests();
+    let create = request(
+        "POST",
+        "/api/v1/namespaces/demo/configmaps",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"unrecorded"},"data":{"a":"b"}}"#,
+    );
+    let resp = common::raw_request(gateway.addr(), gateway.ca_pem(), &create).await;
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert!(resp.body.contains("could not be recorded"), "{}", resp.body);
+    // Reads: refused once the store's failure is known (audit.reads: refuse).
+    let get = request("GET", "/api/v1/namespaces/demo/configmaps/web-config", "");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = common::raw_request(gateway.addr(), gateway.ca_pem(), &get).await;
+        if resp.status == 503 {
+            assert!(resp.body.contains("audit"), "{}", resp.body);
+            break;
+        }
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reads were never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reached: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "mutations reached the upstream: {reached:?}"
+    );
+}
+
+/// The SQLite file opened read-only: the gateway serves (tokens, policy) but cannot record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_read_only_store_refuses_mutations() {
+    let t = common::start_custom(static_token_auth(), true, PhaseOverrides::default()).await;
+    let common::TestEnv { env, dir: _dir } = t;
+    let holdpoint::env::Env {
+        emulator,
+        gateway,
+        config_file,
+        ..
+    } = env;
+    let emulator = emulator.expect("emulator");
+    // The store, its chain and the checkpoint key are there; now it becomes read-only.
+    gateway.shutdown().await;
+    let mut config = holdpoint_gateway::Config::load(&config_file).unwrap();
+    let db = config.data_dir.join("holdpoint.db");
+    config.store.url = Some(format!("sqlite://{}?mode=ro", db.display()));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = "127.0.0.1:0".parse().unwrap();
+    config.authentication = static_token_auth();
+    let gateway = holdpoint_gateway::start_with(
+        config,
+        PhaseOverrides {
+            decider: Some(std::sync::Arc::new(
+                holdpoint_gateway::phases::decide::AllowAll,
+            )),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("a gateway on the read-only store");
+    assert_fail_closed(&gateway, &emulator).await;
+    gateway.shutdown().await;
+    emulator.shutdown().await;
+}
+
+/// PostgreSQL stopped under a running gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopped_postgres_refuses_mutations() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres.sh");
+    let started = tokio::process::Command::new(&script)
+        .arg("start")
+        .output()
+        .await
+        .expect("scripts/postgres.sh runs");
+    assert!(started.status.success(), "{}", output_text(&started));
+    let exports = String::from_utf8_lossy(&started.stdout).into_owned();
+    let var = |name: &str| {
+        exports
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .map(str::to_owned)
+            .expect("postgres.sh prints the server")
+    };
+    let (url, pg_dir) = (
+        var("HOLDPOINT_TEST_POSTGRES_URL"),
+        var("HOLDPOINT_TEST_POSTGRES_DIR"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let env = holdpoint::env::Env::start_with(
+        holdpoint::env::EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: holdpoint::env::UpstreamChoice::Emulator,
+            store_url: Some(url),
+            authentication: static_token_auth(),
+            impersonate: true,
+        },
+        PhaseOverrides {
+            decider: Some(std::sync::Arc::new(
+                holdpoint_gateway::phases::decide::AllowAll,
+            )),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("environment on the dedicated server");
+    let ok = common::raw_request(
+        env.gateway.addr(),
+        env.gateway.ca_pem(),
+        &request("GET", "/api/v1/namespaces/demo/configmaps/web-config", ""),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let stopped = tokio::process::Command::new(&script)
+        .args(["stop", &pg_dir])
+        .output()
+        .await
+        .unwrap();
+    assert!(stopped.status.success(), "{}", output_text(&stopped));
+    assert_fail_closed(&env.gateway, env.emulator.as_ref().unwrap()).await;
+    env.shutdown().await;
+}

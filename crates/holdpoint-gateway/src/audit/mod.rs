@@ -55,7 +55,7 @@ pub use recorder::AuditRecorder;
 pub const SYSTEM_ACTOR: &str = "holdpoint";
 
 /// How long a request waits for its record to become durable before it is refused.
-const DURABLE_WAIT: Duration = Duration::from_secs(15);
+const DURABLE_WAIT: Duration = Duration::from_secs(5);
 
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
