@@ -470,3 +470,196 @@ async fn stopped_postgres_refuses_mutations() {
     assert_fail_closed(&env.gateway, env.emulator.as_ref().unwrap()).await;
     env.shutdown().await;
 }
+
+// ------------------------------------------------------------------ exec recordings
+
+/// An exec stream, as the upgrade splice reports it to the record phase, becomes an asciinema
+/// v2 cast that `sessions replay` plays and `--export` writes (output as the caller saw it,
+/// typed credentials masked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exec_stream_is_a_cast_that_replays() {
+    use holdpoint_gateway::phases::record::{Recorder, StreamEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let kubeconfig = dir.path().join("upstream.kubeconfig");
+    std::fs::write(&kubeconfig, "").unwrap();
+    let config_file = dir.path().join("holdpoint.yaml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "data_dir: {}\nupstream:\n  kubeconfig: {}\n",
+            serde_json::to_string(&data_dir.display().to_string()).unwrap(),
+            serde_json::to_string(&kubeconfig.display().to_string()).unwrap()
+        ),
+    )
+    .unwrap();
+    let config = holdpoint_gateway::Config::load(&config_file).unwrap();
+    let store = holdpoint_store::Store::open(&config.store_url())
+        .await
+        .unwrap();
+    let metrics = std::sync::Arc::new(holdpoint_gateway::metrics::Metrics::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (audit, writer) = holdpoint_gateway::audit::Audit::start(
+        store.clone(),
+        &config.audit,
+        &config.data_dir,
+        "test".into(),
+        &metrics,
+        std::sync::Arc::new(holdpoint_gateway::clock::SystemClock),
+        cancel.clone(),
+    )
+    .unwrap();
+    let writer = tokio::spawn(writer);
+    let recorder = holdpoint_gateway::audit::AuditRecorder::new(audit.clone());
+
+    let method = http::Method::POST;
+    let target =
+        "/api/v1/namespaces/demo/pods/web-0/exec?command=sh&stdin=true&stdout=true&tty=true";
+    let (path, query) = target.split_once('?').unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("kubectl-command", "kubectl exec".parse().unwrap());
+    headers.insert("kubectl-session", "3f2a-exec-session".parse().unwrap());
+    let ex = holdpoint_gateway::phases::Exchange {
+        audit_id: "exec-1".into(),
+        received_at: jiff::Timestamp::now(),
+        started: std::time::Instant::now(),
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        method: method.clone(),
+        path: target.into(),
+        info: Some(kube_request::classify(&method, path, Some(query)).unwrap()),
+        identity: Some(holdpoint_gateway::identity::Identity {
+            username: "demo-agent".into(),
+            groups: vec!["agents".into()],
+            uid: None,
+            extra: Default::default(),
+            authenticator: "static-token".into(),
+        }),
+        decision: None,
+        body: bytes::Bytes::new(),
+        content_type: None,
+        status: 101,
+        outcome: "forwarded",
+        error: None,
+        caller: holdpoint_gateway::phases::record::CallerHeaders::from_headers(&headers),
+        approval: None,
+        begun: true,
+    };
+    let token = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    {
+        let mut stream = recorder.stream(&ex).expect("exec is recorded");
+        let ms = Duration::from_millis;
+        stream.event(StreamEvent::Resize {
+            at: ms(0),
+            width: 120,
+            height: 40,
+        });
+        stream.event(StreamEvent::Stdin {
+            at: ms(100),
+            data: "echo hi\r".into(),
+        });
+        stream.event(StreamEvent::Stdout {
+            at: ms(150),
+            data: "hi\r\n".into(),
+        });
+        // "é" split across two chunks
+        stream.event(StreamEvent::Stdout {
+            at: ms(200),
+            data: bytes::Bytes::from_static(b"caf\xc3"),
+        });
+        stream.event(StreamEvent::Stdout {
+            at: ms(210),
+            data: bytes::Bytes::from_static(b"\xa9\r\n"),
+        });
+        stream.event(StreamEvent::Stdin {
+            at: ms(300),
+            data: format!("export GH={token}\r").into(),
+        });
+        stream.event(StreamEvent::Stderr {
+            at: ms(350),
+            data: "warning\r\n".into(),
+        });
+        stream.event(StreamEvent::Closed {
+            at: ms(400),
+            status: Some("Success".into()),
+        });
+    }
+    drop(recorder);
+    drop(audit);
+    cancel.cancel();
+    writer.await.unwrap();
+    store.close().await;
+
+    let cfg = config_file.display().to_string();
+    let listed: Value = serde_json::from_str(
+        &holdpoint_ok(&["sessions", "list", "--config", &cfg, "--json"]).await,
+    )
+    .unwrap();
+    let session = &listed.as_array().unwrap()[0];
+    assert_eq!(session["streams"], 1, "{listed:#}");
+    assert_eq!(session["commands"], serde_json::json!(["kubectl exec"]));
+    let sid = session["id"].as_str().unwrap();
+    let replayed = holdpoint_ok(&[
+        "sessions", "replay", sid, "--config", &cfg, "--speed", "100",
+    ])
+    .await;
+    assert!(
+        replayed.contains("hi\r\ncafé\r\nwarning\r\n"),
+        "{replayed:?}"
+    );
+    let shown = holdpoint_ok(&["sessions", "show", sid, "--config", &cfg]).await;
+    assert!(
+        shown.contains("exec stream") && shown.contains("exit Success"),
+        "{shown}"
+    );
+
+    let out = dir.path().join("export");
+    holdpoint_ok(&[
+        "sessions",
+        "replay",
+        sid,
+        "--config",
+        &cfg,
+        "--export",
+        &out.display().to_string(),
+    ])
+    .await;
+    let cast_file = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cast"))
+        .expect("a .cast file");
+    let cast = std::fs::read_to_string(cast_file).unwrap();
+    assert!(
+        !cast.contains(&token),
+        "typed credentials are masked:\n{cast}"
+    );
+    let mut lines = cast.lines();
+    let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert_eq!(
+        (header["width"].as_u64(), header["height"].as_u64()),
+        (Some(120), Some(40))
+    );
+    assert!(header["timestamp"].as_i64().is_some());
+    let mut last = 0.0;
+    let mut codes = Vec::new();
+    for line in lines {
+        let (t, code, data): (f64, String, String) = serde_json::from_str(line).unwrap();
+        assert!(t >= last, "times never go back");
+        last = t;
+        assert!(["o", "i", "r", "m"].contains(&code.as_str()));
+        assert!(!data.is_empty());
+        codes.push(code);
+    }
+    assert_eq!(codes, ["r", "i", "o", "o", "o", "i", "o"]);
+    assert!(
+        std::fs::read_to_string(out.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 1
+    );
+    let verified = holdpoint_bin(&["audit", "verify", "--config", &cfg]).await;
+    assert!(verified.status.success(), "{}", output_text(&verified));
+}
