@@ -218,7 +218,7 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<i32> {
                         return Ok(false);
                     }
                     n += 1;
-                    if progress && n % 1000 == 0 {
+                    if progress && n.is_multiple_of(1000) {
                         eprint!("\rexported {n} events");
                     }
                     Ok(true)

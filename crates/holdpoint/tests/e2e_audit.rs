@@ -7,9 +7,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestEnv, holdpoint_bin, output_text};
+use common::{Backend, TestEnv, output_text};
 use holdpoint_gateway::PhaseOverrides;
 use serde_json::Value;
+
+/// Runs the real `holdpoint` binary (no `KUBECONFIG`/`HOLDPOINT_ADMIN_URL` from the environment).
+async fn holdpoint_bin(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_holdpoint"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("HOLDPOINT_ADMIN_URL")
+        .output()
+        .await
+        .expect("holdpoint runs")
+}
 
 const CANARY: &str = "hunter2-canary-77";
 /// base64 of CANARY, as a Secret's `data` carries it.

@@ -281,6 +281,7 @@ async fn start_with_policy_file(
         store: Default::default(),
         admin: Default::default(),
         instance_name: None,
+        audit: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

@@ -65,6 +65,7 @@ async fn setup() -> Setup {
         policy: Default::default(),
         admin: Default::default(),
         instance_name: None,
+        audit: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

@@ -387,17 +387,6 @@ impl TestEnv {
     }
 }
 
-/// Runs the real `holdpoint` binary (no `KUBECONFIG`/`HOLDPOINT_ADMIN_URL` from the environment).
-pub async fn holdpoint_bin(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_holdpoint"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("HOLDPOINT_ADMIN_URL")
-        .output()
-        .await
-        .expect("holdpoint runs")
-}
-
 /// Standard output and error of a finished command, for assertion messages.
 pub fn output_text(out: &Output) -> String {
     format!(
