@@ -100,6 +100,108 @@ pub struct AuditConfig {
     /// `admin.users`/`admin.groups`).
     #[serde(default)]
     pub auditors: Principals,
+    /// How long events are kept.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub retention: RetentionConfig,
+    /// Where events go besides the store.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sinks: SinksConfig,
+}
+
+/// Retention of the audit log (`audit.retention`): the oldest events are pruned when any limit
+/// is passed; pruning signs a checkpoint of the last pruned event first and records itself in the
+/// chain, so what remains still verifies.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Events older than this are pruned (none: kept by age).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub max_age: Option<Duration>,
+    /// At most this many events are kept.
+    #[serde(default)]
+    pub max_events: Option<u64>,
+    /// At most this many bytes of events (event text and stored bodies) are kept.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// How often the limits are checked.
+    #[serde(
+        default = "default_retention_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: None,
+            max_events: None,
+            max_bytes: None,
+            interval: default_retention_interval(),
+        }
+    }
+}
+
+/// What a sink writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkFormat {
+    /// Holdpoint's events (`holdpoint audit export --format jsonl`).
+    #[default]
+    Jsonl,
+    /// Plain `audit.k8s.io/v1` Events.
+    K8sAudit,
+}
+
+/// Sinks besides the store (`audit.sinks`). They read from the store, so a failing sink loses
+/// nothing: it resumes where it stopped (its position is kept in the store).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    /// A JSON-lines file with rotation.
+    #[serde(default)]
+    pub file: Option<FileSinkConfig>,
+    /// A webhook receiving batches.
+    #[serde(default)]
+    pub webhook: Option<WebhookSinkConfig>,
+}
+
+/// `audit.sinks.file`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file; rotated files are `PATH.1` (newest) .. `PATH.N`.
+    pub path: PathBuf,
+    /// Rotate when the file would grow past this.
+    #[serde(default = "default_sink_file_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    #[serde(default = "default_sink_files")]
+    pub max_files: usize,
+    /// `jsonl` or `k8s-audit`.
+    #[serde(default)]
+    pub format: SinkFormat,
+}
+
+/// `audit.sinks.webhook`: batches POSTed as an `audit.k8s.io/v1` EventList (`k8s-audit`) or JSON
+/// lines (`jsonl`), like the apiserver's webhook backend.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSinkConfig {
+    /// `https://...` (or `http://` to a local collector).
+    pub url: String,
+    /// PEM CA bundle for the receiver; the system roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Most events per request.
+    #[serde(default = "default_sink_batch")]
+    pub batch_max: usize,
+    /// Time a request may take.
+    #[serde(default = "default_sink_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// `k8s-audit` (default) or `jsonl`.
+    #[serde(default = "default_webhook_format")]
+    pub format: SinkFormat,
 }
 
 impl Default for AuditConfig {
@@ -115,6 +217,8 @@ impl Default for AuditConfig {
             max_batch: default_audit_batch(),
             max_queue: default_audit_queue(),
             auditors: Principals::default(),
+            retention: RetentionConfig::default(),
+            sinks: SinksConfig::default(),
         }
     }
 }
@@ -145,6 +249,40 @@ impl AuditConfig {
         }
         if self.max_queue < self.max_batch {
             out.push("audit.max_queue must be at least audit.max_batch".into());
+        }
+        let r = &self.retention;
+        if r.max_age.is_some_and(|a| a.is_zero())
+            || r.max_events == Some(0)
+            || r.max_bytes == Some(0)
+        {
+            out.push("audit.retention limits must be positive".into());
+        }
+        if r.interval.is_zero() {
+            out.push("audit.retention.interval must be positive".into());
+        }
+        if let Some(f) = &self.sinks.file
+            && (f.max_bytes == 0 || f.max_files == 0)
+        {
+            out.push("audit.sinks.file.max_bytes and max_files must be positive".into());
+        }
+        if let Some(w) = &self.sinks.webhook {
+            let ok = w.url.parse::<http::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("https" | "http")) && u.authority().is_some()
+            });
+            if !ok {
+                out.push("audit.sinks.webhook.url must be an https:// (or http://) URL".into());
+            }
+            if w.batch_max == 0 || w.timeout.is_zero() {
+                out.push("audit.sinks.webhook.batch_max and timeout must be positive".into());
+            }
+            if let Some(ca) = &w.ca_file
+                && !ca.is_file()
+            {
+                out.push(format!(
+                    "audit.sinks.webhook.ca_file {} is not a readable file",
+                    ca.display()
+                ));
+            }
         }
     }
 }
@@ -572,6 +710,30 @@ fn default_audit_batch() -> usize {
 fn default_audit_queue() -> usize {
     100_000
 }
+fn default_retention_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_sink_file_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_sink_files() -> usize {
+    5
+}
+fn default_sink_batch() -> usize {
+    100
+}
+fn default_sink_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_webhook_format() -> SinkFormat {
+    SinkFormat::K8sAudit
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
 fn default_sa_cache_ttl() -> Duration {
     Duration::from_secs(300)
 }
@@ -707,6 +869,14 @@ impl Config {
         }
         if let Some(file) = &mut self.audit.signing_key_file {
             fix(file);
+        }
+        if let Some(f) = &mut self.audit.sinks.file {
+            fix(&mut f.path);
+        }
+        if let Some(w) = &mut self.audit.sinks.webhook
+            && let Some(ca) = &mut w.ca_file
+        {
+            fix(ca);
         }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);

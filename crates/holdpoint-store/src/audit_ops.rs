@@ -350,3 +350,54 @@ pub(crate) async fn audit_bounds(pool: &Pool) -> Res<(Option<i64>, i64)> {
     let head = audit_head(pool).await?;
     Ok((first, head.seq))
 }
+
+pub(crate) async fn audit_sink_cursor(pool: &Pool, name: &str) -> Res<Option<i64>> {
+    let row = sqlx::query("SELECT seq FROM audit_sink_cursors WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.try_get("seq").map_err(StoreError::from))
+        .transpose()
+}
+
+pub(crate) async fn set_audit_sink_cursor(pool: &Pool, name: &str, seq: i64) -> Res<()> {
+    sqlx::query(
+        "INSERT INTO audit_sink_cursors (name, seq) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+    )
+    .bind(name)
+    .bind(seq)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The first event to keep so that at most `max_bytes` of the newest events (event text and
+/// stored bodies) stay; `None` when everything fits.
+pub(crate) async fn audit_first_kept_by_size(pool: &Pool, max_bytes: i64) -> Res<Option<i64>> {
+    let mut total: i64 = 0;
+    let mut before: Option<i64> = None;
+    loop {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT seq, LENGTH(event) + COALESCE(LENGTH(request_body), 0) + \
+             COALESCE(LENGTH(response_body), 0) AS size FROM audit_events",
+        );
+        if let Some(b) = before {
+            qb.push(" WHERE seq < ").push_bind(b);
+        }
+        qb.push(" ORDER BY seq DESC LIMIT 5000");
+        let rows = qb.build().fetch_all(pool).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let size: i64 = row.try_get::<Option<i64>, _>("size")?.unwrap_or(0);
+            total = total.saturating_add(size);
+            if total > max_bytes {
+                return Ok(Some(seq + 1));
+            }
+            before = Some(seq);
+        }
+    }
+}

@@ -541,6 +541,23 @@ impl Store {
         dispatch!(self, audit_bounds())
     }
 
+    /// How far sink `name` has delivered (`None`: never ran).
+    pub async fn audit_sink_cursor(&self, name: &str) -> Result<Option<i64>> {
+        dispatch!(self, audit_sink_cursor(name))
+    }
+
+    /// Records that sink `name` delivered every event up to `seq`.
+    pub async fn set_audit_sink_cursor(&self, name: &str, seq: i64) -> Result<()> {
+        dispatch!(self, set_audit_sink_cursor(name, seq))
+    }
+
+    /// The first event to keep so that the newest events take at most `max_bytes` (event text
+    /// and stored bodies); `None` when everything fits.
+    pub async fn audit_first_kept_by_size(&self, max_bytes: u64) -> Result<Option<i64>> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        dispatch!(self, audit_first_kept_by_size(max))
+    }
+
     /// Deletes the events before `first_kept`: first signs a checkpoint of the last deleted
     /// event (the remaining chain verifies from there), then appends `record` (kind
     /// [`verify::PRUNE_KIND`], JSON with `holdpoint.prune.firstKept` equal to `first_kept`), so

@@ -674,3 +674,235 @@ async fn an_exec_stream_is_a_cast_that_replays() {
     let verified = holdpoint_bin(&["audit", "verify", "--config", &cfg]).await;
     assert!(verified.status.success(), "{}", output_text(&verified));
 }
+
+// ------------------------------------------------------------------ retention and sinks
+
+/// Starts an allow-all environment on SQLite with its audit config adjusted.
+async fn start_audited(
+    adjust: impl FnOnce(&mut holdpoint_gateway::config::AuditConfig),
+) -> TestEnv {
+    let dir = tempfile::tempdir().unwrap();
+    let env = holdpoint::env::Env::start_configured(
+        holdpoint::env::EnvOptions {
+            dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: holdpoint::env::UpstreamChoice::Emulator,
+            store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
+        },
+        PhaseOverrides {
+            decider: Some(std::sync::Arc::new(
+                holdpoint_gateway::phases::decide::AllowAll,
+            )),
+            ..Default::default()
+        },
+        |c| adjust(&mut c.audit),
+    )
+    .await
+    .expect("environment starts");
+    TestEnv { env, dir }
+}
+
+async fn metric(t: &TestEnv, name: &str) -> f64 {
+    let resp = common::raw_request(
+        t.env.gateway.admin_addr(),
+        t.env.gateway.ca_pem(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    resp.body
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_prunes_and_what_remains_verifies() {
+    let t = start_audited(|a| {
+        a.retention.max_events = Some(15);
+        a.retention.interval = Duration::from_millis(300);
+    })
+    .await;
+    for _ in 0..10 {
+        t.kubectl_ok(&["get", "configmap", "web-config"]).await;
+    }
+    let cfg = config(&t);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events = export(&t).await;
+        let first = events[0]["holdpoint"]["seq"].as_i64().unwrap();
+        let pruned = events
+            .iter()
+            .any(|e| e["holdpoint"]["action"] == "audit.prune");
+        if first > 1 && pruned && events.len() <= 20 {
+            break events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing pruned: {} events",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let prune = events
+        .iter()
+        .rev()
+        .find(|e| e["holdpoint"]["action"] == "audit.prune")
+        .unwrap();
+    assert_eq!(prune["holdpoint"]["eventKind"], "prune");
+    assert!(prune["holdpoint"]["prune"]["firstKept"].as_i64().unwrap() > 1);
+    let verified = holdpoint_bin(&["audit", "verify", "--config", &cfg]).await;
+    assert!(verified.status.success(), "{}", output_text(&verified));
+    assert!(metric(&t, "holdpoint_audit_pruned_total").await > 0.0);
+    t.env.shutdown().await;
+}
+
+/// A local webhook receiver that refuses the first `fail` batches with a 500.
+async fn webhook_receiver(
+    fail: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let got = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (got, refused) = (got.clone(), refused.clone());
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (got, refused) = (got.clone(), refused.clone());
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let status =
+                                if refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < fail
+                                {
+                                    500
+                                } else {
+                                    got.lock()
+                                        .unwrap()
+                                        .push(serde_json::from_slice::<Value>(&body).unwrap());
+                                    200
+                                };
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sinks_deliver_every_event_despite_failures() {
+    let (hook, received) = webhook_receiver(2).await;
+    let sink_dir = tempfile::tempdir().unwrap();
+    let file = sink_dir.path().join("audit.jsonl");
+    let file_cfg = file.clone();
+    let t = start_audited(move |a| {
+        a.sinks.file = Some(holdpoint_gateway::config::FileSinkConfig {
+            path: file_cfg,
+            max_bytes: 8 * 1024,
+            max_files: 50,
+            format: holdpoint_gateway::config::SinkFormat::Jsonl,
+        });
+        a.sinks.webhook = Some(holdpoint_gateway::config::WebhookSinkConfig {
+            url: format!("http://{hook}/audit"),
+            ca_file: None,
+            batch_max: 10,
+            timeout: Duration::from_secs(5),
+            format: holdpoint_gateway::config::SinkFormat::K8sAudit,
+        });
+    })
+    .await;
+    for _ in 0..10 {
+        t.kubectl_ok(&["get", "configmap", "web-config"]).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let in_store: Vec<i64> = export(&t)
+            .await
+            .iter()
+            .map(|e| e["holdpoint"]["seq"].as_i64().unwrap())
+            .collect();
+        // The file sink: every event once, in order, across the rotated files.
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(sink_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort_by_key(|p| {
+            std::cmp::Reverse(
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(|e| e.parse::<u32>().ok())
+                    .unwrap_or(0),
+            )
+        });
+        let in_file: Vec<i64> = files
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| {
+                        serde_json::from_str::<Value>(l).unwrap()["holdpoint"]["seq"]
+                            .as_i64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let in_hook: Vec<i64> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|list| {
+                assert_eq!(list["kind"], "EventList");
+                assert_eq!(list["apiVersion"], "audit.k8s.io/v1");
+                list["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        e["annotations"]["holdpoint.dev/seq"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<i64>()
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if in_file == in_store && in_hook == in_store && in_store.len() >= 10 {
+            assert!(files.len() > 1, "the file was rotated: {files:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sinks behind: store {in_store:?}\nfile {in_file:?}\nwebhook {in_hook:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(metric(&t, "holdpoint_audit_sink_failures_total{sink=\"webhook\"}").await >= 2.0);
+    assert!(metric(&t, "holdpoint_audit_sink_events_total{sink=\"file\"}").await >= 10.0);
+    t.env.shutdown().await;
+}

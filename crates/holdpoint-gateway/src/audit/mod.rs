@@ -31,6 +31,8 @@ pub mod body;
 pub mod event;
 pub mod query;
 pub mod recorder;
+pub mod retention;
+pub mod sinks;
 mod writer;
 
 use std::net::IpAddr;
@@ -127,6 +129,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     store: Store,
     public_key: holdpoint_store::AuditPublicKey,
+    signer: Arc<AuditSigner>,
 }
 
 /// What the handles and the writer share.
@@ -163,8 +166,10 @@ impl Audit {
         cancel: CancellationToken,
     ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static), AuditStartError>
     {
-        let signer = AuditSigner::load_or_create(&config.signing_key_path(data_dir))
-            .map_err(AuditStartError::Key)?;
+        let signer = Arc::new(
+            AuditSigner::load_or_create(&config.signing_key_path(data_dir))
+                .map_err(AuditStartError::Key)?,
+        );
         let public_key = signer.public_key().clone();
         let masker = holdpoint_mask::Masker::new(&holdpoint_mask::MaskConfig::default())?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -178,7 +183,7 @@ impl Audit {
             store: store.clone(),
             rx,
             shared: shared.clone(),
-            signer,
+            signer: signer.clone(),
             clock: clock.clone(),
             max_batch: config.max_batch,
             session_gap: config.session_gap,
@@ -197,11 +202,48 @@ impl Audit {
                 },
                 masker,
                 clock,
-                store,
+                store: store.clone(),
                 public_key,
+                signer: signer.clone(),
             }),
         };
-        Ok((audit, writer.run(cancel)))
+        // The writer, retention and the sinks, as one task.
+        let background = {
+            let audit = audit.clone();
+            let config = config.clone();
+            let metrics = metrics.audit.clone();
+            async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                tasks.spawn(retention::run(
+                    audit.clone(),
+                    signer,
+                    config.retention.clone(),
+                    cancel.clone(),
+                ));
+                if let Some(file) = config.sinks.file.clone() {
+                    tasks.spawn(sinks::run_file(
+                        store.clone(),
+                        file,
+                        audit.settings().instance.clone(),
+                        metrics.clone(),
+                        cancel.clone(),
+                    ));
+                }
+                if let Some(webhook) = config.sinks.webhook.clone() {
+                    tasks.spawn(sinks::run_webhook(
+                        store.clone(),
+                        webhook,
+                        metrics.clone(),
+                        cancel.clone(),
+                    ));
+                }
+                // The handle held here must not keep the writer's queue open.
+                drop(audit);
+                writer.run(cancel).await;
+                while tasks.join_next().await.is_some() {}
+            }
+        };
+        Ok((audit, background))
     }
 
     /// The settings.
@@ -292,6 +334,11 @@ impl Audit {
     /// The public key checkpoints are verified with.
     pub fn public_key(&self) -> &holdpoint_store::AuditPublicKey {
         &self.inner.public_key
+    }
+
+    /// The key that signs checkpoints.
+    pub fn signer(&self) -> &AuditSigner {
+        &self.inner.signer
     }
 }
 

@@ -24,7 +24,7 @@ pub(super) struct Writer {
     pub store: Store,
     pub rx: mpsc::UnboundedReceiver<Job>,
     pub shared: Arc<Shared>,
-    pub signer: AuditSigner,
+    pub signer: Arc<AuditSigner>,
     pub clock: Arc<dyn Clock>,
     pub max_batch: usize,
     pub session_gap: Duration,

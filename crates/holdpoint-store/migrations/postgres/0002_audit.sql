@@ -45,3 +45,10 @@ CREATE TABLE audit_gap_sessions (
     session_id TEXT NOT NULL,
     last_at BIGINT NOT NULL
 );
+
+-- How far each sink (issue 6: JSON-lines file, webhook) has delivered: sinks read the events from
+-- here, so a sink that fails loses nothing; it resumes after the last sequence number delivered.
+CREATE TABLE audit_sink_cursors (
+    name TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL
+);
