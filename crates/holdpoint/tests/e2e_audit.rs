@@ -906,3 +906,133 @@ async fn sinks_deliver_every_event_despite_failures() {
     assert!(metric(&t, "holdpoint_audit_sink_events_total{sink=\"file\"}").await >= 10.0);
     t.env.shutdown().await;
 }
+
+// ------------------------------------------------------------------ the auditor API, reloads
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auditor_api_lists_shows_exports_and_verifies() {
+    use holdpoint::approvals_cmd::{ApiArgs, ApiClient};
+    let t = start_audited(|a| a.auditors.users = vec!["someone-else".into()]).await;
+    t.kubectl_ok(&["get", "configmap", "web-config", "-o", "json"]).await;
+    let client = |who: &str| {
+        let kubeconfig = t.env.kubeconfig(who).to_owned();
+        async move {
+            ApiClient::new(&ApiArgs {
+                kubeconfig: Some(kubeconfig),
+                admin_url: None,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // demo-admin is an admin (group reviewers); demo-agent is neither admin nor auditor.
+    let admin = client("admin").await;
+    let agent = client("agent").await;
+    let refused = agent.get("/v1/audit/sessions").await.unwrap_err();
+    assert!(refused.to_string().contains("403"), "{refused}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let session = loop {
+        let list = admin
+            .get("/v1/audit/sessions?user=demo-agent")
+            .await
+            .unwrap();
+        if let Some(s) = list["items"].as_array().and_then(|i| i.first()) {
+            break s.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session: {list:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let id = session["id"].as_str().unwrap();
+    let shown = admin
+        .get(&format!("/v1/audit/sessions/{id}?bodies=true"))
+        .await
+        .unwrap();
+    assert!(
+        shown["timeline"].as_str().unwrap().contains("kubectl get"),
+        "{shown:#}"
+    );
+    assert!(
+        shown["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["responseObject"]["kind"] == "ConfigMap"),
+        "{shown:#}"
+    );
+    let export = admin
+        .get_text("/v1/audit/events?format=k8s-audit")
+        .await
+        .unwrap();
+    let lines: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2);
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["apiVersion"] == "audit.k8s.io/v1" && e.get("holdpoint").is_none())
+    );
+    let verified = admin.get("/v1/audit/verify").await.unwrap();
+    assert_eq!(verified["holds"], true, "{verified:#}");
+    assert!(
+        admin
+            .get("/v1/audit/sessions/no-such-session")
+            .await
+            .is_err()
+    );
+    t.env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policy_reloads_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "rules: []\ndefault: {action: allow}\n").unwrap();
+    let policy_file = policy.clone();
+    let env = holdpoint::env::Env::start_configured(
+        holdpoint::env::EnvOptions {
+            dir: dir.path().join("env"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: holdpoint::env::UpstreamChoice::Emulator,
+            store_url: None,
+            authentication: Default::default(),
+            impersonate: true,
+        },
+        PhaseOverrides::default(),
+        |c| c.policy.file = Some(policy_file),
+    )
+    .await
+    .unwrap();
+    let t = TestEnv { env, dir };
+    // A good file, then one that does not load (the old policy stays; both are recorded).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(
+        &policy,
+        "rules:\n  - name: reads\n    match: {mutating: false}\n    action: allow\ndefault: {action: deny}\n",
+    )
+    .unwrap();
+    let good = wait_for_event(&t, "policy reload", |e| {
+        e["holdpoint"]["action"] == "policy.reload" && e["responseStatus"]["code"] == 200
+    })
+    .await;
+    assert_eq!(good["holdpoint"]["detail"]["rules"], 1);
+    assert_eq!(good["user"]["username"], "holdpoint");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&policy, "rules: [\n").unwrap();
+    let bad = wait_for_event(&t, "refused policy reload", |e| {
+        e["holdpoint"]["action"] == "policy.reload" && e["responseStatus"]["code"] == 400
+    })
+    .await;
+    assert!(
+        bad["holdpoint"]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("previous policy stays")
+    );
+    t.env.shutdown().await;
+}
