@@ -913,7 +913,8 @@ async fn sinks_deliver_every_event_despite_failures() {
 async fn auditor_api_lists_shows_exports_and_verifies() {
     use holdpoint::approvals_cmd::{ApiArgs, ApiClient};
     let t = start_audited(|a| a.auditors.users = vec!["someone-else".into()]).await;
-    t.kubectl_ok(&["get", "configmap", "web-config", "-o", "json"]).await;
+    t.kubectl_ok(&["get", "configmap", "web-config", "-o", "json"])
+        .await;
     let client = |who: &str| {
         let kubeconfig = t.env.kubeconfig(who).to_owned();
         async move {
