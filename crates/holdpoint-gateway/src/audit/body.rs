@@ -163,8 +163,9 @@ pub struct Captured {
     pub head: Vec<u8>,
     /// Every byte's count.
     pub total: u64,
-    /// SHA-256 (hex) of every byte.
-    pub sha256: String,
+    /// SHA-256 (hex) of every byte, when there were more than the head (else computed from the
+    /// head when asked: [`Captured::sha256`]).
+    pub sha256_of_all: Option<String>,
     /// `Content-Encoding: gzip`.
     pub gzip: bool,
 }
@@ -173,6 +174,13 @@ impl Captured {
     /// Whether bytes beyond the head were not kept.
     pub fn cut(&self) -> bool {
         self.total > self.head.len() as u64
+    }
+
+    /// SHA-256 (hex) of every byte.
+    pub fn sha256(&self) -> String {
+        self.sha256_of_all
+            .clone()
+            .unwrap_or_else(|| hex_sha256(&self.head))
     }
 }
 
@@ -251,7 +259,7 @@ pub fn response(
     let mut encoded = finish(content_type, captured.total, stored, fmt, cap, summary);
     if cut {
         encoded.meta.truncated = true;
-        encoded.meta.sha256 = Some(captured.sha256.clone());
+        encoded.meta.sha256 = Some(captured.sha256());
         encoded.meta.note = Some("longer than the cap: the first whole lines are stored".into());
     }
     Some(encoded)
@@ -350,7 +358,7 @@ fn not_stored(content_type: Option<&str>, len: usize, why: &str) -> Encoded {
 fn cut_meta(content_type: Option<&str>, captured: &Captured, why: &str) -> Encoded {
     let mut e = not_stored(content_type, captured.total as usize, why);
     e.meta.truncated = true;
-    e.meta.sha256 = Some(captured.sha256.clone());
+    e.meta.sha256 = Some(captured.sha256());
     e
 }
 
@@ -399,13 +407,15 @@ pub fn decompress(blob: &[u8]) -> Result<Vec<u8>, BlobError> {
     }
 }
 
-/// Streams the SHA-256 and length of a response while keeping its first `cap` bytes.
+/// Keeps the first `cap` bytes of a response and counts them all; the SHA-256 of the whole
+/// body is computed only once it is longer than the cap (most bodies never are).
 #[derive(Debug)]
 pub struct Capture {
     cap: usize,
     head: Vec<u8>,
     total: u64,
-    sha: Sha256,
+    /// Started (over the head first) when the body passed the cap.
+    sha: Option<Sha256>,
     gzip: bool,
 }
 
@@ -416,7 +426,7 @@ impl Capture {
             cap,
             head: Vec::new(),
             total: 0,
-            sha: Sha256::new(),
+            sha: None,
             gzip,
         }
     }
@@ -424,11 +434,20 @@ impl Capture {
     /// One chunk the caller received.
     pub fn push(&mut self, data: &[u8]) {
         self.total += data.len() as u64;
-        self.sha.update(data);
-        let room = self.cap.saturating_sub(self.head.len());
-        if room > 0 {
-            self.head.extend_from_slice(&data[..data.len().min(room)]);
+        if let Some(sha) = &mut self.sha {
+            sha.update(data);
+            return;
         }
+        let room = self.cap.saturating_sub(self.head.len());
+        if data.len() <= room {
+            self.head.extend_from_slice(data);
+            return;
+        }
+        self.head.extend_from_slice(&data[..room]);
+        let mut sha = Sha256::new();
+        sha.update(&self.head);
+        sha.update(&data[room..]);
+        self.sha = Some(sha);
     }
 
     /// Bytes so far.
@@ -439,9 +458,9 @@ impl Capture {
     /// What was captured.
     pub fn done(self) -> Captured {
         Captured {
+            sha256_of_all: self.sha.map(|sha| crate::audit::hex(&sha.finalize())),
             head: self.head,
             total: self.total,
-            sha256: crate::audit::hex(&self.sha.finalize()),
             gzip: self.gzip,
         }
     }

@@ -582,7 +582,7 @@ pub fn record_execution(
             let captured = body::Captured {
                 head: result.body.clone(),
                 total: result.body.len() as u64,
-                sha256: holdpoint_store::sha256_hex(&result.body),
+                sha256_of_all: None,
                 gzip: false,
             };
             let encoded = body::response(
