@@ -979,6 +979,15 @@ async fn auditor_api_lists_shows_exports_and_verifies() {
     );
     let verified = admin.get("/v1/audit/verify").await.unwrap();
     assert_eq!(verified["holds"], true, "{verified:#}");
+    let doc = admin.get("/openapi.json").await.unwrap();
+    for path in [
+        "/v1/audit/sessions",
+        "/v1/audit/sessions/{session}",
+        "/v1/audit/events",
+        "/v1/audit/verify",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
     assert!(
         admin
             .get("/v1/audit/sessions/no-such-session")
