@@ -1179,6 +1179,53 @@ mod tests {
         assert!(err.contains("fiel"), "{err}");
     }
 
+    #[test]
+    fn audit_settings_parse_and_bad_values_are_refused() {
+        let c = Config::from_yaml(MINIMAL).unwrap();
+        assert!(c.audit.enabled);
+        assert_eq!(c.audit.reads, AuditReads::Refuse);
+        assert_eq!(
+            c.audit.signing_key_path(Path::new("/d")),
+            Path::new("/d/audit-signing.key")
+        );
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}audit:\n  reads: serve\n  session_gap: 5m\n  retention:\n    max_age: 720h\n    max_events: 10\n  sinks:\n    file: {{path: audit.jsonl}}\n    webhook: {{url: 'https://collector.example/audit'}}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.audit.reads, AuditReads::Serve);
+        assert_eq!(c.audit.session_gap, Duration::from_secs(300));
+        assert_eq!(
+            c.audit.retention.max_age,
+            Some(Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(
+            c.audit.sinks.webhook.as_ref().unwrap().format,
+            SinkFormat::K8sAudit
+        );
+        assert_eq!(
+            c.audit.sinks.file.as_ref().unwrap().format,
+            SinkFormat::Jsonl
+        );
+        let err = Config::from_yaml(&format!("{MINIMAL}audit:\n  read: serve\n")).unwrap_err();
+        assert!(err.contains("read"), "{err}");
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}audit:\n  max_body_bytes: 0\n  max_batch: 0\n  retention: {{max_events: 0}}\n  sinks:\n    webhook: {{url: 'ftp://x'}}\n"
+        ))
+        .unwrap();
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let text = problems.join("\n");
+        for needle in [
+            "audit.max_body_bytes",
+            "audit.max_batch",
+            "audit.retention limits",
+            "audit.sinks.webhook.url",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
     const OIDC_BASE: &str = "authentication:\n  oidc:\n    - issuer: https://idp.example\n      audiences: [holdpoint]\n";
 
     #[test]
