@@ -13,6 +13,11 @@
 #   more than DISTURBED_CORES cores is marked disturbed and retried up to RETRIES times; ratios
 #   use undisturbed runs when a cell has any.
 #   SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
+#   SCENARIOS ("get get-1conn list list-1conn")
+#   Audit log (issue 6): target `holdpoint-noaudit` is a second Holdpoint with `audit.enabled:
+#   false`; HP_STORE (sqlite | postgres: the audited Holdpoint's store on a throwaway PostgreSQL from
+#   scripts/postgres.sh, which runs with fsync off). E.g. the audit on/off comparison:
+#     TARGETS="holdpoint holdpoint-noaudit" SCENARIOS="get get-1conn" scripts/bench-load.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -26,6 +31,8 @@ LIST_COUNT=${LIST_COUNT:-5000}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 NGINX_PROXY_BUFFER_SIZE=${NGINX_PROXY_BUFFER_SIZE:-} # empty: nginx's default (one memory page)
 TARGETS=${TARGETS:-"direct holdpoint nginx"}
+SCENARIOS=${SCENARIOS:-"get get-1conn list list-1conn"}
+HP_STORE=${HP_STORE:-sqlite}
 OUT=${OUT:-bench/results/latest.md}
 ROUNDS=${ROUNDS:-3}
 DISTURBED_CORES=${DISTURBED_CORES:-0.15}
@@ -75,6 +82,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "${PG_DIR:-}" ]; then scripts/postgres.sh stop "$PG_DIR" || true; fi
   if [ -n "${KEEP_WORK:-}" ] || [ $rc -ne 0 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
   exit $rc
 }
@@ -105,8 +113,9 @@ HZ=$(getconf CLK_TCK)
 # Busy CPU time of the whole machine (clock ticks): every process, ours or not.
 system_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
-mapfile -t PORTS < <("$LOADGEN" free-ports 4)
+mapfile -t PORTS < <("$LOADGEN" free-ports 6)
 P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]}
+P_HPN=${PORTS[4]} P_HPN_ADMIN=${PORTS[5]}
 
 # ---------------------------------------------------------------------------------------------
 # 1. The emulator (the single upstream of all three targets)
@@ -131,11 +140,20 @@ LOADGEN_TOKEN=$EMU_TOKEN "$LOADGEN" seed --url "$EMU_URL" --ca "$WORK/emulator-c
 # 2. Holdpoint in front of it
 HP_TOKEN=hpbench_$(openssl rand -hex 32)
 HP_SHA=$(printf %s "$HP_TOKEN" | sha256sum | cut -d' ' -f1)
-mkdir -p "$WORK/holdpoint"
-cat >"$WORK/holdpoint/holdpoint.yaml" <<EOF
-listen: 127.0.0.1:$P_HP
-admin_listen: 127.0.0.1:$P_HP_ADMIN
-data_dir: $WORK/holdpoint/data
+HP_STORE_YAML=
+if [ "$HP_STORE" = postgres ]; then
+  eval "$(scripts/postgres.sh start)"
+  PG_DIR=$HOLDPOINT_TEST_POSTGRES_DIR
+  HP_STORE_YAML="store:
+  url: $HOLDPOINT_TEST_POSTGRES_URL"
+fi
+# hp_config DIR LISTEN ADMIN AUDIT_ENABLED STORE_YAML
+hp_config() {
+  mkdir -p "$1"
+  cat >"$1/holdpoint.yaml" <<EOF
+listen: 127.0.0.1:$2
+admin_listen: 127.0.0.1:$3
+data_dir: $1/data
 upstream:
   kubeconfig: $WORK/emulator.kubeconfig
 authentication:
@@ -143,14 +161,28 @@ authentication:
     - sha256: $HP_SHA
       user: bench
       groups: [bench]
+audit:
+  enabled: $4
+$5
 EOF
-log "starting holdpoint on 127.0.0.1:$P_HP (HOLDPOINT_LOG=warn)"
+}
+hp_config "$WORK/holdpoint" "$P_HP" "$P_HP_ADMIN" true "$HP_STORE_YAML"
+log "starting holdpoint on 127.0.0.1:$P_HP (HOLDPOINT_LOG=warn, audit on, store $HP_STORE)"
 HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint/holdpoint.yaml" >"$WORK/holdpoint.log" 2>&1 &
 HP_PID=$!; PIDS+=("$HP_PID")
 HP_CA=$WORK/holdpoint/data/tls/ca.crt
 wait_for "holdpoint CA" 150 test -s "$HP_CA"
 wait_for "holdpoint" 150 curl -sf --cacert "$HP_CA" "https://127.0.0.1:$P_HP_ADMIN/readyz"
 HP_URL=https://127.0.0.1:$P_HP
+if [[ " $TARGETS " == *" holdpoint-noaudit "* ]]; then
+  hp_config "$WORK/holdpoint-noaudit" "$P_HPN" "$P_HPN_ADMIN" false ""
+  log "starting holdpoint-noaudit on 127.0.0.1:$P_HPN (audit off)"
+  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-noaudit/holdpoint.yaml" >"$WORK/holdpoint-noaudit.log" 2>&1 &
+  HPN_PID=$!; PIDS+=("$HPN_PID")
+  HPN_CA=$WORK/holdpoint-noaudit/data/tls/ca.crt
+  wait_for "holdpoint-noaudit CA" 150 test -s "$HPN_CA"
+  wait_for "holdpoint-noaudit" 150 curl -sf --cacert "$HPN_CA" "https://127.0.0.1:$P_HPN_ADMIN/readyz"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. nginx in front of it: plain TLS reverse proxy, from a temp prefix, not daemonized
@@ -224,6 +256,7 @@ run_one() {
   case $target in
     direct) url=$EMU_URL; token=$EMU_TOKEN; tls=(--ca "$WORK/emulator-ca.crt") ;;
     holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
+    holdpoint-noaudit) url=https://127.0.0.1:$P_HPN; token=$HP_TOKEN; tls=(--ca "$HPN_CA"); proxy_pids=("$HPN_PID") ;;
     nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
   esac
   local load1 t0 t1 e0 e1 p0=0 p1=0 s0 s1 line
@@ -263,10 +296,10 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, each over all targets in turn, so slow drift in machine load hits them alike.
 for round in $(seq "$ROUNDS"); do
   R=(--label round="$round")
-  for t in $TARGETS; do run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done
-  for t in $TARGETS; do run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done
-  for t in $TARGETS; do run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
-  for t in $TARGETS; do run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done
+  if [[ " $SCENARIOS " == *" get "* ]]; then for t in $TARGETS; do run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done; fi
+  if [[ " $SCENARIOS " == *" get-1conn "* ]]; then for t in $TARGETS; do run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done; fi
+  if [[ " $SCENARIOS " == *" list "* ]]; then for t in $TARGETS; do run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done; fi
+  if [[ " $SCENARIOS " == *" list-1conn "* ]]; then for t in $TARGETS; do run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done; fi
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -324,7 +357,9 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
       "| LIST p50 Holdpoint - direct, 1 connection | \(num($ld1)) ms | (none) | - |",
       "| LIST p50 Holdpoint - direct, \(r("list"; "direct").connections // "?") conns | \(num($ld)) ms | (none) | - |",
       "| for reference: GET p50 nginx - direct, 1 connection | \(num($ngd1)) ms | | |",
-      "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |"
+      "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |",
+      "| GET throughput Holdpoint audit on / off (\(r("get"; "holdpoint").connections // "?") conns) | \(num(ratio(r("get"; "holdpoint"); r("get"; "holdpoint-noaudit"))))x | >= 0.9x SQLite, >= 0.8x PostgreSQL | - |",
+      "| GET p50 Holdpoint audit on - off, 1 connection | \(num(dp50(r("get-1conn"; "holdpoint"); r("get-1conn"; "holdpoint-noaudit")))) ms | (none) | - |"
   ' "$RESULTS"
   if [ "$ROUNDS" -gt 1 ]; then
     echo

@@ -25,10 +25,12 @@
 //! per store reads the states of every waited-for approval each [`Store::set_poll_interval`]
 //! (`waiters.rs`).
 
+pub mod audit;
 mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod types;
+pub mod verify;
 mod waiters;
 
 use std::str::FromStr;
@@ -39,8 +41,13 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use audit::{
+    AppendedEvent, AuditCheckpoint, AuditEvent, AuditFilter, AuditHead, AuditPublicKey,
+    AuditSigner, NewAuditEvent, SessionKey,
+};
 pub use error::StoreError;
 pub use types::*;
+pub use verify::{Problem, ProblemKind, VerifyReport};
 
 /// The PostgreSQL channel that carries `id:state` for every approval change.
 pub const NOTIFY_CHANNEL: &str = "holdpoint_approvals";
@@ -60,6 +67,7 @@ mod sqlite_ops {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
     include!("ops.rs");
+    include!("audit_ops.rs");
 }
 
 mod pg_ops {
@@ -74,6 +82,7 @@ mod pg_ops {
         pool.begin().await
     }
     include!("ops.rs");
+    include!("audit_ops.rs");
 }
 
 enum Backend {
@@ -476,6 +485,94 @@ impl Store {
     /// An approval's votes, in order.
     pub async fn approval_votes(&self, id: &str) -> Result<Vec<Vote>> {
         dispatch!(self, approval_votes(id))
+    }
+
+    // ---- audit ----
+
+    /// Appends events to the audit chain, in order, in one transaction under the chain's lock
+    /// (so several replicas append to one chain). Events with [`SessionKey::Gap`] join their
+    /// caller's open session, or open a new one when the caller's last such event is more than
+    /// `session_gap` older. Durable when this returns (SQLite `synchronous=FULL`, PostgreSQL
+    /// commit).
+    pub async fn append_audit(
+        &self,
+        events: &[NewAuditEvent],
+        session_gap: Duration,
+    ) -> Result<Vec<AppendedEvent>> {
+        let gap = i64::try_from(session_gap.as_micros()).unwrap_or(i64::MAX);
+        dispatch!(self, append_audit(events, gap))
+    }
+
+    /// Signs a checkpoint of the chain head, unless one already covers it. `None`: nothing new.
+    pub async fn audit_checkpoint(
+        &self,
+        signer: &AuditSigner,
+        now: Timestamp,
+    ) -> Result<Option<AuditCheckpoint>> {
+        dispatch!(self, audit_checkpoint(signer, now))
+    }
+
+    /// Checkpoints at or after `from_seq`, oldest first.
+    pub async fn audit_checkpoints(&self, from_seq: i64) -> Result<Vec<AuditCheckpoint>> {
+        dispatch!(self, audit_checkpoints(from_seq))
+    }
+
+    /// The chain head (sequence number 0 when the log is empty).
+    pub async fn audit_head(&self) -> Result<AuditHead> {
+        dispatch!(self, audit_head())
+    }
+
+    /// Events matching the filter, oldest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        dispatch!(self, audit_events(filter))
+    }
+
+    /// The first event at or after `at`.
+    pub async fn audit_first_seq_since(&self, at: Timestamp) -> Result<Option<i64>> {
+        dispatch!(self, audit_first_seq_since(at))
+    }
+
+    /// The first event kept (`None`: none) and the chain head's sequence number.
+    pub async fn audit_bounds(&self) -> Result<(Option<i64>, i64)> {
+        dispatch!(self, audit_bounds())
+    }
+
+    /// How far sink `name` has delivered (`None`: never ran).
+    pub async fn audit_sink_cursor(&self, name: &str) -> Result<Option<i64>> {
+        dispatch!(self, audit_sink_cursor(name))
+    }
+
+    /// Records that sink `name` delivered every event up to `seq`.
+    pub async fn set_audit_sink_cursor(&self, name: &str, seq: i64) -> Result<()> {
+        dispatch!(self, set_audit_sink_cursor(name, seq))
+    }
+
+    /// The first event to keep so that the newest events take at most `max_bytes` (event text
+    /// and stored bodies); `None` when everything fits.
+    pub async fn audit_first_kept_by_size(&self, max_bytes: u64) -> Result<Option<i64>> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        dispatch!(self, audit_first_kept_by_size(max))
+    }
+
+    /// Deletes the events before `first_kept`: first signs a checkpoint of the last deleted
+    /// event (the remaining chain verifies from there), then appends `record` (kind
+    /// [`verify::PRUNE_KIND`], JSON with `holdpoint.prune.firstKept` equal to `first_kept`), so
+    /// the prune itself is in the chain. Returns how many events were deleted.
+    pub async fn prune_audit(
+        &self,
+        first_kept: i64,
+        signer: &AuditSigner,
+        record: &NewAuditEvent,
+        now: Timestamp,
+    ) -> Result<u64> {
+        if record.kind != verify::PRUNE_KIND
+            || verify::prune_first_kept(&record.event) != Some(first_kept)
+        {
+            return Err(StoreError::Invalid(
+                "a prune record must be of kind prune and name the first event kept".into(),
+            ));
+        }
+        dispatch!(self, prune_audit(first_kept, signer, record, now))
     }
 
     /// Waits until approval `id` is no longer in state `seen` or `timeout` passes, and returns

@@ -51,10 +51,16 @@ impl StreamRecorder for Collect {
 }
 
 impl Recorder for Recorded {
-    fn begin(&self, _: &Exchange) -> Result<(), String> {
-        Ok(())
+    fn begin<'a>(&'a self, _: &'a Exchange) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
     }
-    fn finish(&self, _: &Exchange) {}
+    fn finish(
+        &self,
+        _: &Exchange,
+        response: http::Response<holdpoint_gateway::body::Body>,
+    ) -> http::Response<holdpoint_gateway::body::Body> {
+        response
+    }
     fn stream(&self, ex: &Exchange) -> Option<Box<dyn StreamRecorder>> {
         let events = Arc::new(Mutex::new(Vec::new()));
         let sub = ex

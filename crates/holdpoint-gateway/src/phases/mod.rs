@@ -42,7 +42,7 @@ use authenticate::{AuthChain, ConnectionInfo};
 use decide::{Decider, Decision, RevealGrant};
 use hold::{HoldOutcome, Holder};
 use mask::Masker;
-use record::Recorder;
+use record::{ApprovalNote, CallerHeaders, Recorder};
 
 /// What the phases know about one request.
 #[derive(Debug)]
@@ -78,6 +78,12 @@ pub struct Exchange {
     pub outcome: &'static str,
     /// The gateway error, when the request failed inside the gateway.
     pub error: Option<String>,
+    /// The caller's headers the record phase groups requests by (never credentials).
+    pub caller: CallerHeaders,
+    /// The approval the request was held on, once the hold phase knows it.
+    pub approval: Option<ApprovalNote>,
+    /// The record phase's `begin` ran and let the request through.
+    pub begun: bool,
 }
 
 #[cfg(test)]
@@ -104,6 +110,9 @@ impl Exchange {
             status: 0,
             outcome: "forwarded",
             error: None,
+            caller: Default::default(),
+            approval: None,
+            begun: false,
         }
     }
 }
@@ -164,6 +173,9 @@ impl Pipeline {
             status: 0,
             outcome: "forwarded",
             error: None,
+            caller: CallerHeaders::from_headers(req.headers()),
+            approval: None,
+            begun: false,
         };
         let response = match self.run(req, conn, &mut ex).await {
             Ok(resp) => resp,
@@ -174,7 +186,7 @@ impl Pipeline {
             }
         };
         ex.status = response.status().as_u16();
-        self.recorder.finish(&ex);
+        let response = self.recorder.finish(&ex, response);
         self.metrics.observe(&ex);
         response
     }
@@ -232,7 +244,9 @@ impl Pipeline {
         // record (before anything reaches the upstream: fail closed)
         self.recorder
             .begin(ex)
+            .await
             .map_err(GatewayError::RecordFailed)?;
+        ex.begun = true;
 
         // forward: as the caller (impersonation) or as the gateway itself.
         let identity_headers = match (&ex.identity, self.impersonate) {

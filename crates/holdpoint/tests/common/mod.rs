@@ -391,3 +391,53 @@ pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+impl TestEnv {
+    /// kubectl as `who` (`agent` or `admin`) in the background.
+    pub fn kubectl_bg(
+        &self,
+        who: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> tokio::task::JoinHandle<Output> {
+        let kubeconfig = self.env.kubeconfig(who).to_owned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(|s| s.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || kubectl_blocking(&kubeconfig, &args, stdin.as_deref()))
+    }
+
+    /// Waits until exactly `n` approvals are pending, and returns them.
+    pub async fn pending_approvals(&self, n: usize) -> Vec<holdpoint_store::Approval> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let list = self
+                .env
+                .gateway
+                .store()
+                .list_approvals(&holdpoint_store::ApprovalFilter {
+                    state: Some(holdpoint_store::ApprovalState::Pending),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if list.len() >= n {
+                assert_eq!(list.len(), n, "{list:#?}");
+                return list;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no pending approval appeared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Standard output and error of a finished command, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
