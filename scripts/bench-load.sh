@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Data-path load benchmark: the same Kubernetes API emulator process reached
 #   1. directly, 2. through Holdpoint, 3. through nginx (plain TLS reverse proxy),
-#   (4. through a second Holdpoint with masking off: target holdpoint-nomask)
 # with small GETs and 5,000-object LISTs. One command, loopback only, bounded duration
 # (about 2.5 minutes per round, 3 rounds by default, after the build). See docs/BENCHMARKS.md.
 #
 #   scripts/bench-load.sh
-#   TARGETS="holdpoint holdpoint-nomask" LIST_KIND=secrets SCENARIOS="list list-1conn" \
-#     scripts/bench-load.sh        # what masking costs: a LIST of 5,000 Secrets, masked vs not
 #
 # Knobs (environment): GET_CONNS (32) LIST_CONNS (4) WARMUP (2) DURATION (10) LAT_DURATION (5)
 #   LIST_COUNT (5000) NGINX_WORKERS (auto) NGINX_PROXY_BUFFER_SIZE (nginx default) LOADGEN_THREADS (1) TARGETS ("direct holdpoint nginx")
-#   LIST_KIND (configmaps; or secrets) SCENARIOS ("get get-1conn list list-1conn")
-#   LOADGEN_TARGET_DIR (bench/loadgen/target: where loadgen is built)
 #   ROUNDS (3: every scenario x target ROUNDS times, interleaved; ratios use per-cell medians)
 #   DISTURBED_CORES (0.15) RETRIES (2): a run during which processes outside the benchmark used
 #   more than DISTURBED_CORES cores is marked disturbed and retried up to RETRIES times; ratios
 #   use undisturbed runs when a cell has any.
 #   SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
+#   SCENARIOS ("get get-1conn list list-1conn")
+#   Audit log (issue 6): target `holdpoint-noaudit` is a second Holdpoint with `audit.enabled:
+#   false`; HP_STORE (sqlite | postgres: the audited Holdpoint's store on a throwaway PostgreSQL from
+#   scripts/postgres.sh, which runs with fsync off). E.g. the audit on/off comparison:
+#     TARGETS="holdpoint holdpoint-noaudit" SCENARIOS="get get-1conn" scripts/bench-load.sh
+#   Masking (issue 5): target `holdpoint-nomask` is a second Holdpoint with `mask.enabled: false`
+#   (audit on, its own SQLite store); LIST_KIND (configmaps | secrets: what namespace bench holds).
+#   What masking costs, a LIST of 5,000 Secrets masked vs not:
+#     TARGETS="holdpoint holdpoint-nomask" LIST_KIND=secrets SCENARIOS="list list-1conn" scripts/bench-load.sh
+#   LOADGEN_TARGET_DIR (bench/loadgen/target: where loadgen is built)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -30,10 +35,11 @@ LAT_DURATION=${LAT_DURATION:-5}
 LIST_COUNT=${LIST_COUNT:-5000}
 LIST_KIND=${LIST_KIND:-configmaps}
 case $LIST_KIND in configmaps|secrets) ;; *) echo "LIST_KIND must be configmaps or secrets" >&2; exit 2 ;; esac
-SCENARIOS=${SCENARIOS:-"get get-1conn list list-1conn"}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 NGINX_PROXY_BUFFER_SIZE=${NGINX_PROXY_BUFFER_SIZE:-} # empty: nginx's default (one memory page)
 TARGETS=${TARGETS:-"direct holdpoint nginx"}
+SCENARIOS=${SCENARIOS:-"get get-1conn list list-1conn"}
+HP_STORE=${HP_STORE:-sqlite}
 OUT=${OUT:-bench/results/latest.md}
 ROUNDS=${ROUNDS:-3}
 DISTURBED_CORES=${DISTURBED_CORES:-0.15}
@@ -83,6 +89,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "${PG_DIR:-}" ]; then scripts/postgres.sh stop "$PG_DIR" || true; fi
   if [ -n "${KEEP_WORK:-}" ] || [ $rc -ne 0 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
   exit $rc
 }
@@ -113,8 +120,9 @@ HZ=$(getconf CLK_TCK)
 # Busy CPU time of the whole machine (clock ticks): every process, ours or not.
 system_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
-mapfile -t PORTS < <("$LOADGEN" free-ports 6)
-P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]} P_HP2=${PORTS[4]} P_HP2_ADMIN=${PORTS[5]}
+mapfile -t PORTS < <("$LOADGEN" free-ports 8)
+P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]}
+P_HPN=${PORTS[4]} P_HPN_ADMIN=${PORTS[5]} P_HPM=${PORTS[6]} P_HPM_ADMIN=${PORTS[7]}
 
 # ---------------------------------------------------------------------------------------------
 # 1. The emulator (the single upstream of all three targets)
@@ -139,11 +147,20 @@ LOADGEN_TOKEN=$EMU_TOKEN "$LOADGEN" seed --url "$EMU_URL" --ca "$WORK/emulator-c
 # 2. Holdpoint in front of it
 HP_TOKEN=hpbench_$(openssl rand -hex 32)
 HP_SHA=$(printf %s "$HP_TOKEN" | sha256sum | cut -d' ' -f1)
-mkdir -p "$WORK/holdpoint"
-cat >"$WORK/holdpoint/holdpoint.yaml" <<EOF
-listen: 127.0.0.1:$P_HP
-admin_listen: 127.0.0.1:$P_HP_ADMIN
-data_dir: $WORK/holdpoint/data
+HP_STORE_YAML=
+if [ "$HP_STORE" = postgres ]; then
+  eval "$(scripts/postgres.sh start)"
+  PG_DIR=$HOLDPOINT_TEST_POSTGRES_DIR
+  HP_STORE_YAML="store:
+  url: $HOLDPOINT_TEST_POSTGRES_URL"
+fi
+# hp_config DIR LISTEN ADMIN AUDIT_ENABLED STORE_YAML
+hp_config() {
+  mkdir -p "$1"
+  cat >"$1/holdpoint.yaml" <<EOF
+listen: 127.0.0.1:$2
+admin_listen: 127.0.0.1:$3
+data_dir: $1/data
 upstream:
   kubeconfig: $WORK/emulator.kubeconfig
 authentication:
@@ -151,28 +168,37 @@ authentication:
     - sha256: $HP_SHA
       user: bench
       groups: [bench]
+audit:
+  enabled: $4
+$5
 EOF
-log "starting holdpoint on 127.0.0.1:$P_HP (HOLDPOINT_LOG=warn)"
+}
+hp_config "$WORK/holdpoint" "$P_HP" "$P_HP_ADMIN" true "$HP_STORE_YAML"
+log "starting holdpoint on 127.0.0.1:$P_HP (HOLDPOINT_LOG=warn, audit on, store $HP_STORE)"
 HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint/holdpoint.yaml" >"$WORK/holdpoint.log" 2>&1 &
 HP_PID=$!; PIDS+=("$HP_PID")
 HP_CA=$WORK/holdpoint/data/tls/ca.crt
 wait_for "holdpoint CA" 150 test -s "$HP_CA"
 wait_for "holdpoint" 150 curl -sf --cacert "$HP_CA" "https://127.0.0.1:$P_HP_ADMIN/readyz"
 HP_URL=https://127.0.0.1:$P_HP
-
-# The same gateway with masking off (mask.enabled: false), for what masking costs.
+if [[ " $TARGETS " == *" holdpoint-noaudit "* ]]; then
+  hp_config "$WORK/holdpoint-noaudit" "$P_HPN" "$P_HPN_ADMIN" false ""
+  log "starting holdpoint-noaudit on 127.0.0.1:$P_HPN (audit off)"
+  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-noaudit/holdpoint.yaml" >"$WORK/holdpoint-noaudit.log" 2>&1 &
+  HPN_PID=$!; PIDS+=("$HPN_PID")
+  HPN_CA=$WORK/holdpoint-noaudit/data/tls/ca.crt
+  wait_for "holdpoint-noaudit CA" 150 test -s "$HPN_CA"
+  wait_for "holdpoint-noaudit" 150 curl -sf --cacert "$HPN_CA" "https://127.0.0.1:$P_HPN_ADMIN/readyz"
+fi
 if [[ " $TARGETS " == *" holdpoint-nomask "* ]]; then
-  mkdir -p "$WORK/holdpoint-nomask"
-  sed -e "s/127.0.0.1:$P_HP_ADMIN/127.0.0.1:$P_HP2_ADMIN/; s/127.0.0.1:$P_HP\$/127.0.0.1:$P_HP2/" \
-    -e "s#$WORK/holdpoint/data#$WORK/holdpoint-nomask/data#" \
-    "$WORK/holdpoint/holdpoint.yaml" >"$WORK/holdpoint-nomask/holdpoint.yaml"
-  printf 'mask:\n  enabled: false\n' >>"$WORK/holdpoint-nomask/holdpoint.yaml"
-  log "starting holdpoint with masking off on 127.0.0.1:$P_HP2"
+  hp_config "$WORK/holdpoint-nomask" "$P_HPM" "$P_HPM_ADMIN" true "mask:
+  enabled: false"
+  log "starting holdpoint-nomask on 127.0.0.1:$P_HPM (masking off)"
   HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-nomask/holdpoint.yaml" >"$WORK/holdpoint-nomask.log" 2>&1 &
-  HP2_PID=$!; PIDS+=("$HP2_PID")
-  HP2_CA=$WORK/holdpoint-nomask/data/tls/ca.crt
-  wait_for "holdpoint (masking off) CA" 150 test -s "$HP2_CA"
-  wait_for "holdpoint (masking off)" 150 curl -sf --cacert "$HP2_CA" "https://127.0.0.1:$P_HP2_ADMIN/readyz"
+  HPM_PID=$!; PIDS+=("$HPM_PID")
+  HPM_CA=$WORK/holdpoint-nomask/data/tls/ca.crt
+  wait_for "holdpoint-nomask CA" 150 test -s "$HPM_CA"
+  wait_for "holdpoint-nomask" 150 curl -sf --cacert "$HPM_CA" "https://127.0.0.1:$P_HPM_ADMIN/readyz"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +273,8 @@ run_one() {
   case $target in
     direct) url=$EMU_URL; token=$EMU_TOKEN; tls=(--ca "$WORK/emulator-ca.crt") ;;
     holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
-    holdpoint-nomask) url=https://127.0.0.1:$P_HP2; token=$HP_TOKEN; tls=(--ca "$HP2_CA"); proxy_pids=("$HP2_PID") ;;
+    holdpoint-noaudit) url=https://127.0.0.1:$P_HPN; token=$HP_TOKEN; tls=(--ca "$HPN_CA"); proxy_pids=("$HPN_PID") ;;
+    holdpoint-nomask) url=https://127.0.0.1:$P_HPM; token=$HP_TOKEN; tls=(--ca "$HPM_CA"); proxy_pids=("$HPM_PID") ;;
     nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
   esac
   local load1 t0 t1 e0 e1 p0=0 p1=0 s0 s1 line
@@ -287,17 +314,10 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, each over all targets in turn, so slow drift in machine load hits them alike.
 for round in $(seq "$ROUNDS"); do
   R=(--label round="$round")
-  for sc in $SCENARIOS; do
-    for t in $TARGETS; do
-      case $sc in
-        get) run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}" ;;
-        get-1conn) run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}" ;;
-        list) run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}" ;;
-        list-1conn) run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}" ;;
-        *) die "unknown scenario $sc" ;;
-      esac
-    done
-  done
+  if [[ " $SCENARIOS " == *" get "* ]]; then for t in $TARGETS; do run_retry "$t" get "$GET_PATH" "$GET_CONNS" "$WARMUP" "$DURATION" "${R[@]}"; done; fi
+  if [[ " $SCENARIOS " == *" get-1conn "* ]]; then for t in $TARGETS; do run_retry "$t" get-1conn "$GET_PATH" 1 1 "$LAT_DURATION" "${R[@]}"; done; fi
+  if [[ " $SCENARIOS " == *" list "* ]]; then for t in $TARGETS; do run_retry "$t" list "$LIST_PATH" "$LIST_CONNS" "$WARMUP" "$DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done; fi
+  if [[ " $SCENARIOS " == *" list-1conn "* ]]; then for t in $TARGETS; do run_retry "$t" list-1conn "$LIST_PATH" 1 1 "$LAT_DURATION" --expect-items "$LIST_COUNT" "${R[@]}"; done; fi
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -314,7 +334,7 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   echo "- machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
   echo "- load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
   echo "- tree: $REV$DIRTY; nginx $NGINX_VERSION, worker_processes $NGINX_WORKERS${NGINX_PROXY_BUFFER_SIZE:+, proxy_buffer_size $NGINX_PROXY_BUFFER_SIZE}; loadgen threads $LOADGEN_THREADS"
-  echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT $LIST_KIND, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response); targets: $TARGETS; scenarios: $SCENARIOS"
+  echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT $LIST_KIND, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response)"
   echo "- saturation runs: ${WARMUP}s warm-up + ${DURATION}s measured; 1-connection runs: 1s + ${LAT_DURATION}s"
   echo
   echo "CPU columns are cores busy during the run (warm-up included): the proxy, the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark). A run with others > $DISTURBED_CORES cores is marked disturbed and retried (up to $RETRIES times); a cell's ratios use its undisturbed runs when it has any."
@@ -356,6 +376,8 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
       "| LIST p50 Holdpoint - direct, \(r("list"; "direct").connections // "?") conns | \(num($ld)) ms | (none) | - |",
       "| for reference: GET p50 nginx - direct, 1 connection | \(num($ngd1)) ms | | |",
       "| for reference: LIST p50 nginx - direct, 1 connection | \(num($nld1)) ms | | |",
+      "| GET throughput Holdpoint audit on / off (\(r("get"; "holdpoint").connections // "?") conns) | \(num(ratio(r("get"; "holdpoint"); r("get"; "holdpoint-noaudit"))))x | >= 0.9x SQLite, >= 0.8x PostgreSQL | - |",
+      "| GET p50 Holdpoint audit on - off, 1 connection | \(num(dp50(r("get-1conn"; "holdpoint"); r("get-1conn"; "holdpoint-noaudit")))) ms | (none) | - |",
       (ratio(r("list"; "holdpoint-nomask"); r("list"; "holdpoint"))) as $mr
       | (r("list-1conn"; "holdpoint")) as $m1 | (r("list-1conn"; "holdpoint-nomask")) as $n1
       | (if $m1 == null or $n1 == null or $n1.latency_ms.p50 == 0 then null else $m1.latency_ms.p50 / $n1.latency_ms.p50 end) as $mp

@@ -53,6 +53,9 @@ pub struct Config {
     /// rules open kinds to named humans).
     #[serde(default, deserialize_with = "null_as_default")]
     pub mask: MaskConfig,
+    /// The audit log: every request, reviewer and admin action, in the store.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub audit: AuditConfig,
 }
 
 /// The mask phase: what is masked in every response (see `holdpoint_mask`).
@@ -98,6 +101,175 @@ impl Default for MaskConfig {
     }
 }
 
+/// The audit log (`crate::audit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record into the store (`false`: only the log line per request, for comparison runs).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// What happens to reads (get, list, watch) when the audit store cannot write. `refuse`
+    /// (default): refused while the last write failed; `serve`: served, counted in
+    /// `holdpoint_audit_unrecorded_reads_total` (the alarm); `wait`: every read waits until its
+    /// record is durable, like a mutation. A mutation is always refused unless its record is
+    /// durable first.
+    #[serde(default)]
+    pub reads: AuditReads,
+    /// Longest request or response body stored (after masking); longer ones keep their length
+    /// and SHA-256 and, when they can be cut safely (lines of a watch or log), their beginning.
+    #[serde(default = "default_audit_max_body")]
+    pub max_body_bytes: usize,
+    /// A caller's requests without a session header belong to one session until it pauses
+    /// this long.
+    #[serde(default = "default_session_gap", deserialize_with = "de_duration")]
+    pub session_gap: Duration,
+    /// A signed checkpoint after this many events ...
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_every_events: u64,
+    /// ... or after this long with new events.
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub checkpoint_interval: Duration,
+    /// The Ed25519 key (PKCS#8 DER) that signs checkpoints; created when missing. Replicas
+    /// sharing a store should share one key. Default: `<data_dir>/audit-signing.key`.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Most events written in one transaction (group commit).
+    #[serde(default = "default_audit_batch")]
+    pub max_batch: usize,
+    /// Most events waiting to be written; beyond it events of reads are dropped (and counted)
+    /// and mutations refused.
+    #[serde(default = "default_audit_queue")]
+    pub max_queue: usize,
+    /// Who may list, show and export sessions and events on the admin listener (besides
+    /// `admin.users`/`admin.groups`).
+    #[serde(default)]
+    pub auditors: Principals,
+    /// How long events are kept.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub retention: RetentionConfig,
+    /// Where events go besides the store.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sinks: SinksConfig,
+}
+
+/// Retention of the audit log (`audit.retention`): the oldest events are pruned when any limit
+/// is passed; pruning signs a checkpoint of the last pruned event first and records itself in the
+/// chain, so what remains still verifies.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Events older than this are pruned (none: kept by age).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub max_age: Option<Duration>,
+    /// At most this many events are kept.
+    #[serde(default)]
+    pub max_events: Option<u64>,
+    /// At most this many bytes of events (event text and stored bodies) are kept.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// How often the limits are checked.
+    #[serde(
+        default = "default_retention_interval",
+        deserialize_with = "de_duration"
+    )]
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: None,
+            max_events: None,
+            max_bytes: None,
+            interval: default_retention_interval(),
+        }
+    }
+}
+
+/// What a sink writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkFormat {
+    /// Holdpoint's events (`holdpoint audit export --format jsonl`).
+    #[default]
+    Jsonl,
+    /// Plain `audit.k8s.io/v1` Events.
+    K8sAudit,
+}
+
+/// Sinks besides the store (`audit.sinks`). They read from the store, so a failing sink loses
+/// nothing: it resumes where it stopped (its position is kept in the store).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    /// A JSON-lines file with rotation.
+    #[serde(default)]
+    pub file: Option<FileSinkConfig>,
+    /// A webhook receiving batches.
+    #[serde(default)]
+    pub webhook: Option<WebhookSinkConfig>,
+}
+
+/// `audit.sinks.file`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file; rotated files are `PATH.1` (newest) .. `PATH.N`.
+    pub path: PathBuf,
+    /// Rotate when the file would grow past this.
+    #[serde(default = "default_sink_file_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    #[serde(default = "default_sink_files")]
+    pub max_files: usize,
+    /// `jsonl` or `k8s-audit`.
+    #[serde(default)]
+    pub format: SinkFormat,
+}
+
+/// `audit.sinks.webhook`: batches POSTed as an `audit.k8s.io/v1` EventList (`k8s-audit`) or JSON
+/// lines (`jsonl`), like the apiserver's webhook backend.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSinkConfig {
+    /// `https://...` (or `http://` to a local collector).
+    pub url: String,
+    /// PEM CA bundle for the receiver; the system roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Most events per request.
+    #[serde(default = "default_sink_batch")]
+    pub batch_max: usize,
+    /// Time a request may take.
+    #[serde(default = "default_sink_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// `k8s-audit` (default) or `jsonl`.
+    #[serde(default = "default_webhook_format")]
+    pub format: SinkFormat,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            reads: AuditReads::default(),
+            max_body_bytes: default_audit_max_body(),
+            session_gap: default_session_gap(),
+            checkpoint_every_events: default_checkpoint_events(),
+            checkpoint_interval: default_checkpoint_interval(),
+            signing_key_file: None,
+            max_batch: default_audit_batch(),
+            max_queue: default_audit_queue(),
+            auditors: Principals::default(),
+            retention: RetentionConfig::default(),
+            sinks: SinksConfig::default(),
+        }
+    }
+}
+
 impl MaskConfig {
     /// The masking engine's configuration.
     pub fn engine(&self) -> holdpoint_mask::MaskConfig {
@@ -105,6 +277,70 @@ impl MaskConfig {
             env_name_patterns: self.env_name_patterns.clone(),
             builtin_detectors: self.builtin_detectors,
             detectors: self.detectors.clone(),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The checkpoint key file: `signing_key_file`, or `audit-signing.key` in `data_dir`.
+    pub fn signing_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.signing_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit-signing.key"))
+    }
+
+    fn problems(&self, out: &mut Vec<String>) {
+        if self.max_body_bytes == 0 {
+            out.push("audit.max_body_bytes must be positive".into());
+        }
+        if self.session_gap.is_zero() {
+            out.push("audit.session_gap must be positive".into());
+        }
+        if self.checkpoint_every_events == 0 {
+            out.push("audit.checkpoint_every_events must be positive".into());
+        }
+        if self.checkpoint_interval.is_zero() {
+            out.push("audit.checkpoint_interval must be positive".into());
+        }
+        if self.max_batch == 0 || self.max_batch > 10_000 {
+            out.push("audit.max_batch must be between 1 and 10000".into());
+        }
+        if self.max_queue < self.max_batch {
+            out.push("audit.max_queue must be at least audit.max_batch".into());
+        }
+        let r = &self.retention;
+        if r.max_age.is_some_and(|a| a.is_zero())
+            || r.max_events == Some(0)
+            || r.max_bytes == Some(0)
+        {
+            out.push("audit.retention limits must be positive".into());
+        }
+        if r.interval.is_zero() {
+            out.push("audit.retention.interval must be positive".into());
+        }
+        if let Some(f) = &self.sinks.file
+            && (f.max_bytes == 0 || f.max_files == 0)
+        {
+            out.push("audit.sinks.file.max_bytes and max_files must be positive".into());
+        }
+        if let Some(w) = &self.sinks.webhook {
+            let ok = w.url.parse::<http::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("https" | "http")) && u.authority().is_some()
+            });
+            if !ok {
+                out.push("audit.sinks.webhook.url must be an https:// (or http://) URL".into());
+            }
+            if w.batch_max == 0 || w.timeout.is_zero() {
+                out.push("audit.sinks.webhook.batch_max and timeout must be positive".into());
+            }
+            if let Some(ca) = &w.ca_file
+                && !ca.is_file()
+            {
+                out.push(format!(
+                    "audit.sinks.webhook.ca_file {} is not a readable file",
+                    ca.display()
+                ));
+            }
         }
     }
 }
@@ -120,6 +356,31 @@ fn default_mask_max_value_bytes() -> u64 {
 }
 fn default_mask_max_line_bytes() -> u64 {
     64 * 1024
+}
+
+/// What reads do when the audit store cannot write (`audit.reads`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditReads {
+    /// Refused while the audit store is failing.
+    #[default]
+    Refuse,
+    /// Served, and counted as unrecorded (an alarm metric).
+    Serve,
+    /// Each read waits for its record to be durable.
+    Wait,
+}
+
+/// Users and groups.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Principals {
+    /// Usernames.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// The reviewer API on the admin listener.
@@ -502,6 +763,48 @@ impl Default for Limits {
 fn default_true() -> bool {
     true
 }
+fn default_audit_max_body() -> usize {
+    256 * 1024
+}
+fn default_session_gap() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_checkpoint_events() -> u64 {
+    1000
+}
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_audit_batch() -> usize {
+    512
+}
+fn default_audit_queue() -> usize {
+    100_000
+}
+fn default_retention_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_sink_file_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_sink_files() -> usize {
+    5
+}
+fn default_sink_batch() -> usize {
+    100
+}
+fn default_sink_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_webhook_format() -> SinkFormat {
+    SinkFormat::K8sAudit
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
 fn default_sa_cache_ttl() -> Duration {
     Duration::from_secs(300)
 }
@@ -635,6 +938,17 @@ impl Config {
         if let Some(file) = &mut self.policy.file {
             fix(file);
         }
+        if let Some(file) = &mut self.audit.signing_key_file {
+            fix(file);
+        }
+        if let Some(f) = &mut self.audit.sinks.file {
+            fix(&mut f.path);
+        }
+        if let Some(w) = &mut self.audit.sinks.webhook
+            && let Some(ca) = &mut w.ca_file
+        {
+            fix(ca);
+        }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);
             fix(&mut tls.key_file);
@@ -766,6 +1080,7 @@ impl Config {
         {
             problems.push(format!("policy.file: {e}"));
         }
+        self.audit.problems(&mut problems);
         for (i, issuer) in self.authentication.oidc.iter().enumerate() {
             issuer.problems(i, &mut problems);
             if self.authentication.oidc[..i]
@@ -976,6 +1291,53 @@ mod tests {
         assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
         let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
         assert!(err.contains("fiel"), "{err}");
+    }
+
+    #[test]
+    fn audit_settings_parse_and_bad_values_are_refused() {
+        let c = Config::from_yaml(MINIMAL).unwrap();
+        assert!(c.audit.enabled);
+        assert_eq!(c.audit.reads, AuditReads::Refuse);
+        assert_eq!(
+            c.audit.signing_key_path(Path::new("/d")),
+            Path::new("/d/audit-signing.key")
+        );
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}audit:\n  reads: serve\n  session_gap: 5m\n  retention:\n    max_age: 720h\n    max_events: 10\n  sinks:\n    file: {{path: audit.jsonl}}\n    webhook: {{url: 'https://collector.example/audit'}}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.audit.reads, AuditReads::Serve);
+        assert_eq!(c.audit.session_gap, Duration::from_secs(300));
+        assert_eq!(
+            c.audit.retention.max_age,
+            Some(Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(
+            c.audit.sinks.webhook.as_ref().unwrap().format,
+            SinkFormat::K8sAudit
+        );
+        assert_eq!(
+            c.audit.sinks.file.as_ref().unwrap().format,
+            SinkFormat::Jsonl
+        );
+        let err = Config::from_yaml(&format!("{MINIMAL}audit:\n  read: serve\n")).unwrap_err();
+        assert!(err.contains("read"), "{err}");
+        let c = Config::from_yaml(&format!(
+            "{MINIMAL}audit:\n  max_body_bytes: 0\n  max_batch: 0\n  retention: {{max_events: 0}}\n  sinks:\n    webhook: {{url: 'ftp://x'}}\n"
+        ))
+        .unwrap();
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let text = problems.join("\n");
+        for needle in [
+            "audit.max_body_bytes",
+            "audit.max_batch",
+            "audit.retention limits",
+            "audit.sinks.webhook.url",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
     }
 
     const OIDC_BASE: &str = "authentication:\n  oidc:\n    - issuer: https://idp.example\n      audiences: [holdpoint]\n";

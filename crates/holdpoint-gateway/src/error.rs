@@ -52,6 +52,10 @@ pub enum GatewayError {
         "the Kubernetes API server answered with a redirect, which the gateway refuses to relay"
     )]
     UpstreamRedirect,
+    /// The upstream agreed to an upgrade in a stream protocol the gateway cannot read (so it
+    /// could neither mask nor record it): refused, fail closed.
+    #[error("the stream cannot be inspected, so it was refused: {0}")]
+    StreamNotInspectable(String),
     /// The record phase could not record a request that must be recorded (fail closed).
     #[error("the request could not be recorded and was refused: {0}")]
     RecordFailed(String),
@@ -97,7 +101,7 @@ impl GatewayError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamRedirect => StatusCode::BAD_GATEWAY,
+            Self::UpstreamRedirect | Self::StreamNotInspectable(_) => StatusCode::BAD_GATEWAY,
             Self::RecordFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Pending { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -124,7 +128,10 @@ impl GatewayError {
             Self::NotFound(_) => "NotFound",
             Self::Conflict(_) => "Conflict",
             Self::NotAcceptable(_) => "NotAcceptable",
-            Self::UpstreamRedirect | Self::Unmaskable(_) | Self::Internal(_) => "InternalError",
+            Self::UpstreamRedirect
+            | Self::StreamNotInspectable(_)
+            | Self::Unmaskable(_)
+            | Self::Internal(_) => "InternalError",
         }
     }
 
@@ -137,6 +144,7 @@ impl GatewayError {
             Self::Forbidden(_) => "denied",
             Self::BodyTooLarge { .. } => "too_large",
             Self::UpstreamUnavailable(_) | Self::UpstreamRedirect => "upstream_error",
+            Self::StreamNotInspectable(_) => "stream_refused",
             Self::RecordFailed(_) => "record_failed",
             Self::Pending { .. } => "held",
             Self::NotFound(_) => "not_found",
@@ -154,6 +162,11 @@ impl GatewayError {
         if let Self::Pending { retry_after, .. } = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        if let Self::StreamNotInspectable(_) = self {
+            // the caller asked to upgrade this connection; like any failed upgrade, it ends
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -32,8 +32,9 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
 
 /// Extra request headers forwarded only on an allowed protocol upgrade (exec, attach,
 /// port-forward): the WebSocket handshake and the SPDY stream protocol negotiation.
+/// `Sec-WebSocket-Extensions` is not among them: the stream tap reads every message and cannot
+/// read compressed ones, so no extension is ever negotiated.
 const UPGRADE_REQUEST_HEADERS: &[&str] = &[
-    "sec-websocket-extensions",
     "sec-websocket-key",
     "sec-websocket-protocol",
     "sec-websocket-version",
@@ -255,6 +256,7 @@ mod tests {
             ("Upgrade", "websocket"),
             ("Sec-WebSocket-Key", "k"),
             ("Sec-WebSocket-Protocol", "v5.channel.k8s.io"),
+            ("Sec-WebSocket-Extensions", "permessage-deflate"),
         ]);
         let out = upstream_request_headers(&incoming, &ctx(&[]));
         assert!(out.get("upgrade").is_none() && out.get("sec-websocket-key").is_none());
@@ -264,6 +266,10 @@ mod tests {
         assert_eq!(out["upgrade"], "websocket");
         assert_eq!(out["connection"], "Upgrade");
         assert_eq!(out["sec-websocket-protocol"], "v5.channel.k8s.io");
+        assert!(
+            out.get("sec-websocket-extensions").is_none(),
+            "the tap cannot read compressed messages"
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! Kubernetes API server.
 //!
 //! A request flows through the phases in [`phases`]: classify, authenticate, decide, hold,
-//! forward, mask, record. [`server::start`] wires a [`config::Config`] into running listeners.
+//! forward, mask, record (into the audit log, [`audit`]). [`server::start`] wires a [`config::Config`] into running listeners.
 //! `docs/ARCHITECTURE.md` draws the whole house.
 
 pub mod admin;
 pub mod approvals;
+pub mod audit;
 pub mod body;
 pub mod clock;
 pub mod config;

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -126,6 +127,103 @@ pub struct Metrics {
     masked: Family<MaskRuleLabels, Counter>,
     revealed: Family<RevealLabels, Counter>,
     mask_failures: Counter,
+    /// The audit log's writer and sinks.
+    pub audit: AuditMetrics,
+}
+
+/// Labels of a sink's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    /// `file` or `webhook`.
+    pub sink: &'static str,
+}
+
+/// The audit log's health, as metrics (`holdpoint_audit_*`).
+#[derive(Debug, Default, Clone)]
+pub struct AuditMetrics {
+    /// Events durably written to the store.
+    pub events_written: Counter,
+    /// Write transactions (batches) that failed.
+    pub write_failures: Counter,
+    /// 1 while the last write succeeded, 0 while the store fails.
+    pub store_healthy: Gauge,
+    /// Events waiting to be written.
+    pub queue_depth: Gauge,
+    /// Events of reads dropped because the queue was full (never mutations: those are refused).
+    pub events_dropped: Counter,
+    /// The alarm of `audit.reads: serve`: reads served while the store could not record them.
+    pub unrecorded_reads: Counter,
+    /// Requests refused because their record could not be written (fail closed).
+    pub refused: Counter,
+    /// Signed checkpoints written.
+    pub checkpoints: Counter,
+    /// Events pruned by retention.
+    pub pruned: Counter,
+    /// Events a sink delivered.
+    pub sink_events: Family<SinkLabels, Counter>,
+    /// Sink deliveries that failed (the store keeps every event regardless).
+    pub sink_failures: Family<SinkLabels, Counter>,
+}
+
+impl AuditMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("audit");
+        r.register(
+            "events_written",
+            "Audit events durably written to the store",
+            self.events_written.clone(),
+        );
+        r.register(
+            "write_failures",
+            "Audit write transactions that failed",
+            self.write_failures.clone(),
+        );
+        r.register(
+            "store_healthy",
+            "1 while the audit store writes, 0 while it fails",
+            self.store_healthy.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Audit events waiting to be written",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Audit events of reads dropped because the write queue was full",
+            self.events_dropped.clone(),
+        );
+        r.register(
+            "unrecorded_reads",
+            "Reads served while the audit store could not record them (audit.reads: serve)",
+            self.unrecorded_reads.clone(),
+        );
+        r.register(
+            "refused",
+            "Requests refused because their audit record could not be written",
+            self.refused.clone(),
+        );
+        r.register(
+            "checkpoints",
+            "Signed audit checkpoints written",
+            self.checkpoints.clone(),
+        );
+        r.register(
+            "pruned",
+            "Audit events deleted by retention",
+            self.pruned.clone(),
+        );
+        r.register(
+            "sink_events",
+            "Audit events delivered by a sink",
+            self.sink_events.clone(),
+        );
+        r.register(
+            "sink_failures",
+            "Audit sink deliveries that failed (the store keeps the events)",
+            self.sink_failures.clone(),
+        );
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -166,6 +264,8 @@ impl Default for Metrics {
             "Responses cut off because they could not be masked (not JSON, too large, truncated)",
             mask_failures.clone(),
         );
+        let audit = AuditMetrics::default();
+        audit.register(&mut registry);
         Self {
             registry,
             requests,
@@ -173,6 +273,7 @@ impl Default for Metrics {
             masked,
             revealed,
             mask_failures,
+            audit,
         }
     }
 }

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::approvals::{self, ApprovalSettings, Approvals};
+use crate::audit::{Audit, AuditRecorder};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -50,6 +51,9 @@ pub enum StartError {
     /// The store could not be opened or migrated.
     #[error("cannot open the store: {0}")]
     Store(#[from] holdpoint_store::StoreError),
+    /// The audit log could not start.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditStartError),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,7 +76,7 @@ pub struct PhaseOverrides {
     pub holder: Option<Arc<dyn Holder>>,
     /// Replaces the masker built from `mask:` (the engine, or pass-through when disabled).
     pub masker: Option<Arc<dyn Masker>>,
-    /// Replaces the log recorder.
+    /// Replaces the recorder (the audit log, or the log line with `audit.enabled: false`).
     pub recorder: Option<Arc<dyn Recorder>>,
     /// Replaces the system clock.
     pub clock: Option<Arc<dyn Clock>>,
@@ -194,8 +198,27 @@ pub async fn start_with(
     let freeze = overrides.freeze.unwrap_or_else(no_freeze);
     approvals::freeze::refresh(&store, &freeze).await;
 
-    // decide: the override, or the configured policy (watched for changes and SIGHUP)
     let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    // record: the audit log in the store, written by its own task (group commit).
+    let audit = if config.audit.enabled {
+        let (audit, writer) = Audit::start(
+            store.clone(),
+            &config.audit,
+            &config.data_dir,
+            config.instance_name(),
+            &metrics,
+            clock.clone(),
+            cancel.clone(),
+        )?;
+        tasks.spawn(writer);
+        Some(audit)
+    } else {
+        None
+    };
+
+    // decide: the override, or the configured policy (watched for changes and SIGHUP)
     let mut policy_watch = None;
     let decider: Arc<dyn Decider> = match overrides.decider {
         Some(d) => d,
@@ -210,6 +233,13 @@ pub async fn start_with(
                         .clone()
                         .watch(Duration::from_secs(1), cancel.clone()),
                 );
+                if let Some(audit) = &audit {
+                    tasks.spawn(crate::audit::recorder::record_policy_reloads(
+                        audit.clone(),
+                        decider.reloads(),
+                        cancel.clone(),
+                    ));
+                }
             }
             decider
         }
@@ -230,9 +260,10 @@ pub async fn start_with(
             instance: config.instance_name(),
             impersonate: config.upstream.impersonate,
         },
+        audit.clone(),
     );
     approvals.recover().await?;
-    let api = approvals::api::router(approvals::api::ApiState {
+    let mut api = approvals::api::router(approvals::api::ApiState {
         approvals: approvals.clone(),
         auth: authenticator.clone(),
         admins: approvals::api::Admins {
@@ -240,7 +271,26 @@ pub async fn start_with(
             groups: config.admin.groups.clone(),
         },
         freeze: freeze.clone(),
+        audit: audit.clone(),
     });
+    if let Some(audit) = &audit {
+        let mut readers = config.audit.auditors.clone();
+        readers.users.extend(config.admin.users.iter().cloned());
+        readers.groups.extend(config.admin.groups.iter().cloned());
+        api = api.merge(crate::audit::api::router(
+            crate::audit::api::AuditApiState {
+                public_key: audit.public_key().clone(),
+                audit: audit.clone(),
+                auth: authenticator.clone(),
+                readers,
+            },
+        ));
+    }
+    let recorder: Arc<dyn Recorder> = match (overrides.recorder, &audit) {
+        (Some(r), _) => r,
+        (None, Some(audit)) => Arc::new(AuditRecorder::new(audit.clone())),
+        (None, None) => Arc::new(LogRecorder),
+    };
 
     let pipeline = Arc::new(Pipeline {
         authenticator,
@@ -255,7 +305,7 @@ pub async fn start_with(
             }
             None => Arc::new(NoMask),
         },
-        recorder: overrides.recorder.unwrap_or_else(|| Arc::new(LogRecorder)),
+        recorder,
         upstream,
         impersonate: config.upstream.impersonate,
         limits: config.limits.clone(),
@@ -263,7 +313,6 @@ pub async fn start_with(
         clock,
     });
 
-    let mut tasks = JoinSet::new();
     if let Some(watch) = policy_watch {
         tasks.spawn(watch);
     }

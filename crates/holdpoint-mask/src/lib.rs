@@ -31,6 +31,7 @@ mod raw;
 pub mod stream;
 pub mod structural;
 pub mod summary;
+pub mod text_stream;
 
 use std::collections::BTreeSet;
 

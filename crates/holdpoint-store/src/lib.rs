@@ -19,15 +19,19 @@
 //!
 //! Times are passed in from the caller's injected clock; nothing here reads the system clock.
 //!
-//! Waiting for a decision: [`Store::wait_for_change`] wakes on an in-process broadcast (every
-//! change made through this `Store`) and on PostgreSQL `LISTEN/NOTIFY` (changes made by other
-//! replicas), and polls every [`Store::set_poll_interval`] as a fallback (SQLite shared by
-//! several processes, a dropped listener connection).
+//! Waiting for a decision: [`Store::wait_for_change`] wakes on changes made through this `Store`
+//! and on PostgreSQL `LISTEN/NOTIFY` (changes made by other replicas), only for its own approval;
+//! as a fallback (SQLite shared by several processes, a dropped listener connection) one poller
+//! per store reads the states of every waited-for approval each [`Store::set_poll_interval`]
+//! (`waiters.rs`).
 
+pub mod audit;
 mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod types;
+pub mod verify;
+mod waiters;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -36,10 +40,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::broadcast;
 
+pub use audit::{
+    AppendedEvent, AuditCheckpoint, AuditEvent, AuditFilter, AuditHead, AuditPublicKey,
+    AuditSigner, NewAuditEvent, SessionKey,
+};
 pub use error::StoreError;
 pub use types::*;
+pub use verify::{Problem, ProblemKind, VerifyReport};
 
 /// The PostgreSQL channel that carries `id:state` for every approval change.
 pub const NOTIFY_CHANNEL: &str = "holdpoint_approvals";
@@ -59,6 +67,7 @@ mod sqlite_ops {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
     include!("ops.rs");
+    include!("audit_ops.rs");
 }
 
 mod pg_ops {
@@ -73,6 +82,7 @@ mod pg_ops {
         pool.begin().await
     }
     include!("ops.rs");
+    include!("audit_ops.rs");
 }
 
 enum Backend {
@@ -82,9 +92,11 @@ enum Backend {
 
 struct Inner {
     backend: Backend,
-    changes: broadcast::Sender<ApprovalChange>,
     poll_interval: std::sync::Mutex<Duration>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    waiters: Arc<waiters::Waiters>,
+    /// The waiters' fallback poller, started by the first wait.
+    poller: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Inner {
@@ -92,14 +104,15 @@ impl Drop for Inner {
         if let Some(l) = &self.listener {
             l.abort();
         }
+        if let Some(p) = self.poller.get() {
+            p.abort();
+        }
     }
 }
 
-/// How often a waiter re-reads its approval when no notification came. Waiters wake at once on
-/// this process's changes and on PostgreSQL notifications from other replicas; polling only
-/// catches changes made without either (another process on the same SQLite file). Kept long: a
-/// thousand held callers polling every 500 ms were 2,000 reads a second that slowed unrelated
-/// requests (docs/BENCHMARKS.md, "Approvals").
+/// How often the waiters' poller reads the states of the waited-for approvals. Waiters wake at
+/// once on this process's changes and on PostgreSQL notifications from other replicas; polling
+/// only catches changes made without either (another process on the same SQLite file).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The store: cheap to clone (one shared connection pool).
@@ -133,7 +146,7 @@ impl Store {
     /// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?...]` (or `postgresql://`): a shared
     ///   database; changes are announced on [`NOTIFY_CHANNEL`].
     pub async fn open(url: &str) -> Result<Self> {
-        let (changes, _) = broadcast::channel(1024);
+        let waiters = Arc::new(waiters::Waiters::default());
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::InvalidUrl("not a valid sqlite:// URL"))?
@@ -162,7 +175,7 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            Ok(Self::from_backend(Backend::Sqlite(pool), changes, None))
+            Ok(Self::from_backend(Backend::Sqlite(pool), waiters, None))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::InvalidUrl("not a valid postgres:// URL"))?
@@ -173,10 +186,10 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            let listener = spawn_pg_listener(&pool, changes.clone()).await?;
+            let listener = spawn_pg_listener(&pool, waiters.clone()).await?;
             Ok(Self::from_backend(
                 Backend::Postgres(pool),
-                changes,
+                waiters,
                 Some(listener),
             ))
         } else {
@@ -188,15 +201,16 @@ impl Store {
 
     fn from_backend(
         backend: Backend,
-        changes: broadcast::Sender<ApprovalChange>,
+        waiters: Arc<waiters::Waiters>,
         listener: Option<tokio::task::JoinHandle<()>>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 backend,
-                changes,
                 poll_interval: std::sync::Mutex::new(DEFAULT_POLL_INTERVAL),
                 listener,
+                waiters,
+                poller: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -238,18 +252,9 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, id: &str, state: ApprovalState) {
-        // No receiver is fine.
-        let _ = self.inner.changes.send(ApprovalChange {
-            id: id.to_owned(),
-            state,
-        });
-    }
-
-    /// Every approval change made through this store (and, on PostgreSQL, by other replicas).
-    /// A lagging receiver misses changes: re-read the approvals it cares about.
-    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalChange> {
-        self.inner.changes.subscribe()
+    /// Wakes the waiters of approval `id` after a change made through this store.
+    fn publish(&self, id: &str) {
+        self.inner.waiters.wake(id);
     }
 
     // ---- tokens ----
@@ -351,10 +356,10 @@ impl Store {
     pub async fn create_or_attach(&self, new: &NewApproval) -> Result<(Approval, bool)> {
         let (approval, attached, expired) = dispatch!(self, create_or_attach(new))?;
         if let Some(old) = expired {
-            self.publish(&old, ApprovalState::Expired);
+            self.publish(&old);
         }
         if !attached {
-            self.publish(&approval.id, approval.state);
+            self.publish(&approval.id);
         }
         Ok((approval, attached))
     }
@@ -374,8 +379,8 @@ impl Store {
     ) -> Result<VoteResult> {
         let res = dispatch!(self, vote(id, voter, decision, reason, now));
         match &res {
-            Ok(r) if r.counted => self.publish(id, r.approval.state),
-            Err(StoreError::Expired(_)) => self.publish(id, ApprovalState::Expired),
+            Ok(r) if r.counted => self.publish(id),
+            Err(StoreError::Expired(_)) => self.publish(id),
             _ => {}
         }
         res
@@ -390,7 +395,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Approval> {
         let a = dispatch!(self, cancel(id, by, reason, now))?;
-        self.publish(id, a.state);
+        self.publish(id);
         Ok(a)
     }
 
@@ -400,7 +405,7 @@ impl Store {
     pub async fn expire_due(&self, now: Timestamp) -> Result<Vec<String>> {
         let ids = dispatch!(self, expire_due(now))?;
         for id in &ids {
-            self.publish(id, ApprovalState::Expired);
+            self.publish(id);
         }
         Ok(ids)
     }
@@ -411,7 +416,7 @@ impl Store {
     pub async fn begin_execute(&self, id: &str, executor: &str, now: Timestamp) -> Result<bool> {
         let won = dispatch!(self, begin_execute(id, executor, now))?;
         if won {
-            self.publish(id, ApprovalState::Executing);
+            self.publish(id);
         }
         Ok(won)
     }
@@ -425,7 +430,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Approval> {
         let a = dispatch!(self, finish_execute(id, outcome, result, now))?;
-        self.publish(id, a.state);
+        self.publish(id);
         Ok(a)
     }
 
@@ -439,7 +444,7 @@ impl Store {
     ) -> Result<Vec<String>> {
         let ids = dispatch!(self, recover_after_crash(executor, now))?;
         for id in &ids {
-            self.publish(id, ApprovalState::Unknown);
+            self.publish(id);
         }
         Ok(ids)
     }
@@ -454,10 +459,10 @@ impl Store {
     ) -> Result<Option<Approval>> {
         let (used, expired) = dispatch!(self, consume_grant(binding_key, now))?;
         if let Some(id) = expired {
-            self.publish(&id, ApprovalState::Expired);
+            self.publish(&id);
         }
         if let Some(a) = &used {
-            self.publish(&a.id, a.state);
+            self.publish(&a.id);
         }
         Ok(used)
     }
@@ -482,9 +487,98 @@ impl Store {
         dispatch!(self, approval_votes(id))
     }
 
+    // ---- audit ----
+
+    /// Appends events to the audit chain, in order, in one transaction under the chain's lock
+    /// (so several replicas append to one chain). Events with [`SessionKey::Gap`] join their
+    /// caller's open session, or open a new one when the caller's last such event is more than
+    /// `session_gap` older. Durable when this returns (SQLite `synchronous=FULL`, PostgreSQL
+    /// commit).
+    pub async fn append_audit(
+        &self,
+        events: &[NewAuditEvent],
+        session_gap: Duration,
+    ) -> Result<Vec<AppendedEvent>> {
+        let gap = i64::try_from(session_gap.as_micros()).unwrap_or(i64::MAX);
+        dispatch!(self, append_audit(events, gap))
+    }
+
+    /// Signs a checkpoint of the chain head, unless one already covers it. `None`: nothing new.
+    pub async fn audit_checkpoint(
+        &self,
+        signer: &AuditSigner,
+        now: Timestamp,
+    ) -> Result<Option<AuditCheckpoint>> {
+        dispatch!(self, audit_checkpoint(signer, now))
+    }
+
+    /// Checkpoints at or after `from_seq`, oldest first.
+    pub async fn audit_checkpoints(&self, from_seq: i64) -> Result<Vec<AuditCheckpoint>> {
+        dispatch!(self, audit_checkpoints(from_seq))
+    }
+
+    /// The chain head (sequence number 0 when the log is empty).
+    pub async fn audit_head(&self) -> Result<AuditHead> {
+        dispatch!(self, audit_head())
+    }
+
+    /// Events matching the filter, oldest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        dispatch!(self, audit_events(filter))
+    }
+
+    /// The first event at or after `at`.
+    pub async fn audit_first_seq_since(&self, at: Timestamp) -> Result<Option<i64>> {
+        dispatch!(self, audit_first_seq_since(at))
+    }
+
+    /// The first event kept (`None`: none) and the chain head's sequence number.
+    pub async fn audit_bounds(&self) -> Result<(Option<i64>, i64)> {
+        dispatch!(self, audit_bounds())
+    }
+
+    /// How far sink `name` has delivered (`None`: never ran).
+    pub async fn audit_sink_cursor(&self, name: &str) -> Result<Option<i64>> {
+        dispatch!(self, audit_sink_cursor(name))
+    }
+
+    /// Records that sink `name` delivered every event up to `seq`.
+    pub async fn set_audit_sink_cursor(&self, name: &str, seq: i64) -> Result<()> {
+        dispatch!(self, set_audit_sink_cursor(name, seq))
+    }
+
+    /// The first event to keep so that the newest events take at most `max_bytes` (event text
+    /// and stored bodies); `None` when everything fits.
+    pub async fn audit_first_kept_by_size(&self, max_bytes: u64) -> Result<Option<i64>> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        dispatch!(self, audit_first_kept_by_size(max))
+    }
+
+    /// Deletes the events before `first_kept`: first signs a checkpoint of the last deleted
+    /// event (the remaining chain verifies from there), then appends `record` (kind
+    /// [`verify::PRUNE_KIND`], JSON with `holdpoint.prune.firstKept` equal to `first_kept`), so
+    /// the prune itself is in the chain. Returns how many events were deleted.
+    pub async fn prune_audit(
+        &self,
+        first_kept: i64,
+        signer: &AuditSigner,
+        record: &NewAuditEvent,
+        now: Timestamp,
+    ) -> Result<u64> {
+        if record.kind != verify::PRUNE_KIND
+            || verify::prune_first_kept(&record.event) != Some(first_kept)
+        {
+            return Err(StoreError::Invalid(
+                "a prune record must be of kind prune and name the first event kept".into(),
+            ));
+        }
+        dispatch!(self, prune_audit(first_kept, signer, record, now))
+    }
+
     /// Waits until approval `id` is no longer in state `seen` or `timeout` passes, and returns
     /// it as it is then (its state is still `seen` on timeout). Wakes on this process's changes
-    /// and PostgreSQL notifications at once, and re-reads every poll interval otherwise.
+    /// and PostgreSQL notifications for this approval at once, and on the shared poller's
+    /// reading otherwise (see `waiters.rs`).
     pub async fn wait_for_change(
         &self,
         id: &str,
@@ -492,8 +586,9 @@ impl Store {
         timeout: Duration,
     ) -> Result<Approval> {
         let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribe before reading, so a change between the read and the wait is not missed.
-        let mut rx = self.subscribe();
+        // Register before reading, so a change between the read and the wait is not missed.
+        let mut registration = self.inner.waiters.register(id, seen);
+        self.start_poller();
         loop {
             let current = self
                 .get_approval(id)
@@ -502,29 +597,50 @@ impl Store {
             if current.state != seen || tokio::time::Instant::now() >= deadline {
                 return Ok(current);
             }
-            let wake = (tokio::time::Instant::now() + self.poll_interval()).min(deadline);
-            loop {
-                match tokio::time::timeout_at(wake, rx.recv()).await {
-                    Err(_) => break, // poll tick or deadline
-                    Ok(Ok(change)) if change.id == id => break,
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
-                    Ok(Err(broadcast::error::RecvError::Closed)) => {
-                        tokio::time::sleep_until(wake).await;
-                        break;
-                    }
-                }
+            match tokio::time::timeout_at(deadline, registration.rx.changed()).await {
+                // woken, or the deadline: read once more
+                Ok(Ok(())) | Err(_) => {}
+                // the registry dropped the sender: cannot happen while registered
+                Ok(Err(_)) => tokio::time::sleep_until(deadline).await,
             }
         }
     }
+
+    /// Starts the waiters' fallback poller (once per store; it ends with the store).
+    fn start_poller(&self) {
+        self.inner.poller.get_or_init(|| {
+            let weak = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                loop {
+                    let interval = match weak.upgrade() {
+                        Some(inner) => Store { inner }.poll_interval(),
+                        None => return,
+                    };
+                    tokio::time::sleep(interval).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let store = Store { inner };
+                    let ids = store.inner.waiters.ids();
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    match dispatch!(store, approval_states(&ids)) {
+                        Ok(states) => store.inner.waiters.polled(&ids, &states),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "store: polling waited-for approvals failed")
+                        }
+                    }
+                }
+            })
+        });
+    }
 }
 
-/// Forwards `holdpoint_approvals` notifications (`id:state`) from other replicas into the
-/// in-process broadcast. Reconnects by itself (sqlx's listener); waiters also poll, so a gap
+/// Wakes the waiters named by `holdpoint_approvals` notifications (`id:state`) from other
+/// replicas. Reconnects by itself (sqlx's listener); the waiters' poller also runs, so a gap
 /// while it reconnects only delays them.
 async fn spawn_pg_listener(
     pool: &sqlx::PgPool,
-    changes: broadcast::Sender<ApprovalChange>,
+    waiters: Arc<waiters::Waiters>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(NOTIFY_CHANNEL).await?;
@@ -532,17 +648,15 @@ async fn spawn_pg_listener(
         loop {
             match listener.recv().await {
                 Ok(n) => {
-                    if let Some((id, state)) = n.payload().split_once(':')
-                        && let Some(state) = ApprovalState::parse(state)
-                    {
-                        let _ = changes.send(ApprovalChange {
-                            id: id.to_owned(),
-                            state,
-                        });
+                    // `id:state`; the waiters re-read the state themselves.
+                    if let Some((id, _)) = n.payload().split_once(':') {
+                        waiters.wake(id);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "store: PostgreSQL listener failed; retrying");
+                    // Notifications may have been lost meanwhile: every waiter re-reads.
+                    waiters.wake_all();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

@@ -1015,3 +1015,31 @@ pub(crate) async fn store_events(
         })
         .collect()
 }
+
+/// The states of the given approvals (ids that do not exist are left out). One query per 500
+/// ids, reading two columns: what the waiters' shared poller needs, never the bodies.
+pub(crate) async fn approval_states(
+    pool: &Pool,
+    ids: &[String],
+) -> Res<Vec<(String, ApprovalState)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, state FROM approvals WHERE id IN ({})",
+            params.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(pool).await? {
+            let id: String = row.try_get("id")?;
+            let state: String = row.try_get("state")?;
+            let state = ApprovalState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("approval {id}: state {state}")))?;
+            out.push((id, state));
+        }
+    }
+    Ok(out)
+}

@@ -541,15 +541,6 @@ impl Default for ApprovalFilter {
     }
 }
 
-/// A change of an approval's state, broadcast to waiters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalChange {
-    /// The approval.
-    pub id: String,
-    /// Its new state.
-    pub state: ApprovalState,
-}
-
 /// A static token to store (its hash only).
 #[derive(Debug, Clone)]
 pub struct NewToken {

@@ -71,11 +71,6 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 struct ReadStats {
     p50: Duration,
     p99: Duration,
@@ -132,8 +127,8 @@ async fn measure_reads(
     }
     let multi_rps = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
     Ok(ReadStats {
-        p50: percentile(&lat, 50.0),
-        p99: percentile(&lat, 99.0),
+        p50: common::percentile(&lat, 50.0),
+        p99: common::percentile(&lat, 99.0),
         one_conn_rps,
         multi_rps,
     })

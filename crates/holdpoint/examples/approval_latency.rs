@@ -34,16 +34,6 @@ fn create_request(name: &str, token: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    // nearest-rank
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = match std::env::args().nth(1) {
@@ -158,13 +148,13 @@ async fn main() -> anyhow::Result<()> {
     ] {
         println!(
             "  {what}: p50 {} p90 {} p99 {} max {}",
-            ms(percentile(v, 50.0)),
-            ms(percentile(v, 90.0)),
-            ms(percentile(v, 99.0)),
-            ms(*v.last().unwrap_or(&Duration::ZERO)),
+            common::ms(common::percentile(v, 50.0)),
+            common::ms(common::percentile(v, 90.0)),
+            common::ms(common::percentile(v, 99.0)),
+            common::ms(*v.last().unwrap_or(&Duration::ZERO)),
         );
     }
-    let p99 = percentile(&latencies, 99.0);
+    let p99 = common::percentile(&latencies, 99.0);
     println!(
         "  target p99 < 20 ms: {}",
         if p99 < Duration::from_millis(20) {

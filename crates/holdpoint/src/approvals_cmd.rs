@@ -162,6 +162,18 @@ impl ApiClient {
         self.call(http::Method::GET, path, None).await
     }
 
+    /// GET, the answer as text (JSON lines of the audit export).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let req = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(path)
+            .body(Vec::new())?;
+        self.client.request_text(req).await.map_err(|e| match e {
+            kube::Error::Api(s) => anyhow::anyhow!("{} ({})", s.message, s.code),
+            other => anyhow::anyhow!(other),
+        })
+    }
+
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(http::Method::POST, path, Some(body)).await

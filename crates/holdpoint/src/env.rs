@@ -145,6 +145,7 @@ impl Env {
             },
             instance_name: None,
             mask: Default::default(),
+            audit: Default::default(),
         };
         adjust(&mut config);
         config.validate()?;

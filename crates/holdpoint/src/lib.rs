@@ -2,6 +2,7 @@
 //! can run the same code in-process.
 
 pub mod approvals_cmd;
+pub mod audit_cmd;
 pub mod env;
 pub mod kubeconfig;
 pub mod policy_cmd;

@@ -98,6 +98,16 @@ enum Command {
         #[command(subcommand)]
         command: holdpoint::approvals_cmd::FreezeCommand,
     },
+    /// The audit log: verify the chain, export events, the checkpoint key.
+    Audit {
+        #[command(subcommand)]
+        command: holdpoint::audit_cmd::AuditCommand,
+    },
+    /// Sessions in the audit log: list, show (timeline), replay.
+    Sessions {
+        #[command(subcommand)]
+        command: holdpoint::audit_cmd::SessionsCommand,
+    },
     /// Stored static tokens (bootstrap and CI agents): create, revoke, list.
     Token {
         #[command(subcommand)]
@@ -388,6 +398,11 @@ async fn main() -> anyhow::Result<()> {
             env.shutdown().await;
         }
         Command::Token { command } => token_command(command).await?,
+        Command::Audit { command } => {
+            let code = holdpoint::audit_cmd::audit(command).await?;
+            std::process::exit(code);
+        }
+        Command::Sessions { command } => holdpoint::audit_cmd::sessions(command).await?,
         Command::Approvals { api, command } => {
             holdpoint::approvals_cmd::approvals(&api, command).await?
         }
@@ -540,9 +555,15 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
                 (None, Some(user)) => holdpoint_store::TokenSelector::User(user),
                 (None, None) => anyhow::bail!("give a token id or --user"),
             };
-            let revoked = store
-                .revoke_tokens(&which, &tokens::cli_actor(), reason.as_deref(), now)
-                .await?;
+            let revoked = tokens::revoke(
+                &store,
+                &which,
+                &tokens::cli_actor(),
+                reason.as_deref(),
+                config.audit.session_gap,
+                now,
+            )
+            .await?;
             store.close().await;
             if revoked.is_empty() {
                 println!("nothing to revoke (already revoked)");
@@ -566,7 +587,7 @@ fn print_demo_help(env: &Env, dir: &std::path::Path) {
     let agent = env.agent_kubeconfig.display();
     let admin = env.admin_kubeconfig.display();
     println!(
-        "Holdpoint demo is running (default policy for AI agents: reads pass, changes wait for a reviewer).\n\n  gateway:  {url}\n  admin:    https://{admin_addr} (reviewer API: /v1/approvals, /openapi.json; /healthz, /metrics)\n  files:    {dir}\n\nIn another terminal, act as the AI agent:\n\n  export KUBECONFIG={agent}\n  kubectl get pods,deploy,svc,cm,secrets\n  kubectl logs web-0\n  kubectl scale deployment web --replicas=3      # held until a reviewer decides\n\nIn a third, as the human reviewer:\n\n  export KUBECONFIG={admin}\n  holdpoint approvals list\n  holdpoint approvals show ID\n  holdpoint approvals approve ID                 # or: deny ID --reason \"...\"\n  holdpoint freeze on --reason \"incident\"        # and: holdpoint freeze off\n\nMore kubeconfigs and tokens (stored; revoke with `holdpoint token revoke`):\n\n  holdpoint kubeconfig --config {config} --user my-agent --group agents --ttl 8h --out my-agent.kubeconfig\n  holdpoint token list --config {config}\n\nPress Ctrl-C to stop.",
+        "Holdpoint demo is running (default policy for AI agents: reads pass, changes wait for a reviewer).\n\n  gateway:  {url}\n  admin:    https://{admin_addr} (reviewer API: /v1/approvals, /openapi.json; /healthz, /metrics)\n  files:    {dir}\n\nIn another terminal, act as the AI agent:\n\n  export KUBECONFIG={agent}\n  kubectl get pods,deploy,svc,cm,secrets\n  kubectl logs web-0\n  kubectl scale deployment web --replicas=3      # held until a reviewer decides\n\nIn a third, as the human reviewer:\n\n  export KUBECONFIG={admin}\n  holdpoint approvals list\n  holdpoint approvals show ID\n  holdpoint approvals approve ID                 # or: deny ID --reason \"...\"\n  holdpoint freeze on --reason \"incident\"        # and: holdpoint freeze off\n\nWhat happened (the audit log):\n\n  holdpoint sessions list --config {config}\n  holdpoint sessions show SESSION --config {config} --bodies\n  holdpoint audit verify --config {config}\n\nMore kubeconfigs and tokens (stored; revoke with `holdpoint token revoke`):\n\n  holdpoint kubeconfig --config {config} --user my-agent --group agents --ttl 8h --out my-agent.kubeconfig\n  holdpoint token list --config {config}\n\nPress Ctrl-C to stop.",
         url = env.gateway.url(),
         admin_addr = env.gateway.admin_addr(),
         dir = dir.display(),

@@ -56,7 +56,88 @@ pub async fn issue(
             now,
         )
         .await?;
+    record(
+        store,
+        &spec.created_by,
+        "token.create",
+        &stored.id,
+        spec.description.clone(),
+        Some(serde_json::json!({
+            "username": stored.username,
+            "groups": stored.groups,
+            "expiresAt": stored.expires_at,
+        })),
+        DEFAULT_SESSION_GAP,
+        now,
+    )
+    .await?;
     Ok((token, stored))
+}
+
+/// The session gap of records made outside a gateway when the config does not say.
+const DEFAULT_SESSION_GAP: Duration = Duration::from_secs(15 * 60);
+
+/// Revokes one token or every token of a user, and records it in the audit log. Returns the ids
+/// revoked now.
+pub async fn revoke(
+    store: &Store,
+    which: &holdpoint_store::TokenSelector,
+    actor: &str,
+    reason: Option<&str>,
+    session_gap: Duration,
+    now: Timestamp,
+) -> anyhow::Result<Vec<String>> {
+    let revoked = store.revoke_tokens(which, actor, reason, now).await?;
+    for id in &revoked {
+        record(
+            store,
+            actor,
+            "token.revoke",
+            id,
+            reason.map(str::to_owned),
+            None,
+            session_gap,
+            now,
+        )
+        .await?;
+    }
+    Ok(revoked)
+}
+
+/// Records a token change in the audit log (never the token).
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    id: &str,
+    reason: Option<String>,
+    detail: Option<serde_json::Value>,
+    session_gap: Duration,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    use holdpoint_gateway::audit::{AdminAction, append_action, event::holdpoint_object};
+    append_action(
+        store,
+        &AdminAction {
+            actor: None,
+            actor_name: Some(actor.to_owned()),
+            source: None,
+            action,
+            request_uri: String::new(),
+            object: holdpoint_object("tokens", id),
+            outcome: "ok".into(),
+            status: 200,
+            reason,
+            detail,
+            approval: None,
+            user_agent: Some("holdpoint".into()),
+        },
+        session_gap,
+        now,
+    )
+    .await
+    .context("recording the token change in the audit log")
 }
 
 /// Where a written kubeconfig points: the gateway, its CA, its admin listener.

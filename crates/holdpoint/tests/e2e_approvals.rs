@@ -133,29 +133,7 @@ impl Setup {
 
     /// Waits until exactly `n` approvals are pending, and returns them.
     async fn pending(&self, n: usize) -> Vec<Approval> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let list = self
-                .t
-                .env
-                .gateway
-                .store()
-                .list_approvals(&ApprovalFilter {
-                    state: Some(ApprovalState::Pending),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            if list.len() >= n {
-                assert_eq!(list.len(), n, "{list:#?}");
-                return list;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no pending approval appeared"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.t.pending_approvals(n).await
     }
 
     async fn approval(&self, id: &str) -> Approval {
@@ -171,12 +149,7 @@ impl Setup {
 
     /// kubectl as the agent, in the background.
     fn kubectl_bg(&self, args: &[&str], stdin: Option<&str>) -> tokio::task::JoinHandle<Output> {
-        let kubeconfig = self.t.env.agent_kubeconfig.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let stdin = stdin.map(|s| s.as_bytes().to_vec());
-        tokio::task::spawn_blocking(move || {
-            common::kubectl_blocking(&kubeconfig, &args, stdin.as_deref())
-        })
+        self.t.kubectl_bg("agent", args, stdin)
     }
 
     async fn upstream_has(&self, args: &[&str]) -> bool {
@@ -186,11 +159,7 @@ impl Setup {
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_text(out)
 }
 
 const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: demo\ndata:\n  greeting: hello\n";

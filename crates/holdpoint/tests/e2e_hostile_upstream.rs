@@ -1,8 +1,9 @@
 //! Defences that need an upstream misbehaving on purpose, which the honest emulator never does:
 //! redirects (CVE-2020-8559, CVE-2022-3172) are never followed or relayed, after a refused
-//! upgrade the upstream connection never carries another request (CVE-2018-1002105), and an
-//! answer the mask phase did not ask for (gzip, protobuf, an unknown encoding, broken JSON) is
-//! decompressed and masked, or withheld, never relayed unmasked.
+//! upgrade the upstream connection never carries another request (CVE-2018-1002105), a stream
+//! protocol the gateway cannot read is refused rather than tunnelled unmasked, and an answer the
+//! mask phase did not ask for (gzip, protobuf, an unknown encoding, broken JSON) is decompressed
+//! and masked, or withheld, never relayed unmasked.
 
 mod common;
 
@@ -170,6 +171,41 @@ async fn refused_upgrade_closes_the_upstream_connection_too() {
     assert!(
         upgrade_conn.closed_by_peer,
         "the gateway kept the refused upgrade's upstream connection open"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_protocol_the_gateway_cannot_read_is_refused_not_tunnelled() {
+    // The upstream agrees to an exec upgrade in a subprotocol nobody asked for, and at once
+    // sends a credential in it.
+    let (addr, logs) = hostile_upstream(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: v9.unknown.k8s.io\r\n\r\n\u{82}\u{20}\u{1}DATABASE_PASSWORD=hunter2-Pr0d-DB\n",
+    )
+    .await;
+    let (env, _dir) = gateway_in_front_of(addr).await;
+    let req = format!(
+        "GET /api/v1/namespaces/demo/pods/web-0/exec?command=env&stdout=true HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n",
+        env.agent_token
+    );
+    let resp = common::raw_request(env.gateway.addr(), env.gateway.ca_pem(), req.as_bytes()).await;
+    assert_eq!(resp.status, 502, "{}", resp.head);
+    assert_eq!(resp.status_json()["kind"], "Status");
+    assert!(
+        resp.status_json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("v9.unknown.k8s.io")),
+        "{}",
+        resp.body
+    );
+    assert!(!resp.body.contains("hunter2"), "{}", resp.body);
+    assert!(resp.closed, "the caller's connection stayed open");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let conns = logs.lock().unwrap().clone();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert!(
+        conns[0].closed_by_peer,
+        "the gateway kept the upstream's upgraded connection open"
     );
     env.shutdown().await;
 }

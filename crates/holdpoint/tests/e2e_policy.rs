@@ -282,6 +282,7 @@ async fn start_with_policy_file(
         admin: Default::default(),
         instance_name: None,
         mask: Default::default(),
+        audit: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

@@ -66,6 +66,7 @@ async fn setup() -> Setup {
         admin: Default::default(),
         instance_name: None,
         mask: Default::default(),
+        audit: Default::default(),
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

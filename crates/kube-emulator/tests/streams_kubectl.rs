@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use kube_emulator::{EmulatorConfig, RunningEmulator, Seed};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 /// Forces kubectl's SPDY/3.1 code path for exec/attach.
@@ -283,7 +283,12 @@ async fn kubectl_exec_cat_reads_the_virtual_filesystem() {
             &[],
         )
         .await;
-    assert_eq!(token.stdout, kube_emulator::streams::SERVICE_ACCOUNT_TOKEN);
+    assert_eq!(
+        (token.stdout.as_str(), token.code),
+        (kube_emulator::streams::SERVICE_ACCOUNT_TOKEN, Some(0)),
+        "stderr: {}",
+        token.stderr
+    );
     let host = env
         .kubectl(
             &["exec", "web-0", "-n", "demo", "--", "cat", "/etc/hostname"],
@@ -291,7 +296,13 @@ async fn kubectl_exec_cat_reads_the_virtual_filesystem() {
             &[],
         )
         .await;
-    assert_eq!(host.stdout, "web-0\n");
+    // (Once seen empty under CI load; the exit code and stderr say what kubectl saw.)
+    assert_eq!(
+        (host.stdout.as_str(), host.code),
+        ("web-0\n", Some(0)),
+        "stderr: {}",
+        host.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,45 +363,17 @@ async fn kubectl_attach_i_drives_the_main_process_on_both_transports() {
     }
 }
 
-/// Runs `kubectl port-forward pod/web-0 :8080`, reads the chosen local port, and checks that
-/// bytes sent to it come back (the emulated container echoes on every port).
+/// Runs `kubectl port-forward pod/web-0 :8080` and checks that bytes sent to the local port come
+/// back (the emulated container echoes on every port).
 async fn port_forward_echo(env: &Env, envs: &[(&str, &str)]) {
-    let mut child = env
-        .command(&["port-forward", "-n", "demo", "pod/web-0", ":8080"], envs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port: u16 = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            // "Forwarding from 127.0.0.1:41234 -> 8080"
-            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
-                return rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        }
-        panic!("kubectl port-forward exited without forwarding");
-    })
-    .await
-    .expect("port-forward started");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
-    for round in 0..2 {
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let msg = format!("ping {round} over {envs:?}\n");
-        tcp.write_all(msg.as_bytes()).await.unwrap();
-        tcp.shutdown().await.unwrap();
-        let mut echoed = String::new();
-        tokio::time::timeout(Duration::from_secs(20), tcp.read_to_string(&mut echoed))
-            .await
-            .expect("echo within 20s")
-            .unwrap();
-        assert_eq!(echoed, msg);
-    }
-    child.kill().await.unwrap();
+    let messages: Vec<Vec<u8>> = (0..2)
+        .map(|round| format!("ping {round} over {envs:?}\n").into_bytes())
+        .collect();
+    let cmd = env.command(&["port-forward", "-n", "demo", "pod/web-0", ":8080"], envs);
+    let echoes = kube_emulator::streams::testing::port_forward_echo(cmd, &messages)
+        .await
+        .unwrap();
+    assert_eq!(echoes, messages);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Approvals, result_json, review};
+use crate::audit::event::holdpoint_object;
+use crate::audit::{AdminAction, Audit};
 use crate::error::GatewayError;
 use crate::identity::Identity;
 use crate::phases::authenticate::{AuthChain, ConnectionInfo};
@@ -57,10 +59,76 @@ pub struct ApiState {
     pub admins: Admins,
     /// The freeze the decider reads; updated at once when switched here.
     pub freeze: FreezeHandle,
+    /// The audit log reviewer and admin actions are recorded in.
+    pub audit: Option<Audit>,
+}
+
+impl ApiState {
+    /// Records a reviewer or admin action in the audit log.
+    async fn record(&self, who: &Identity, peer: std::net::IpAddr, action: AdminAction<'_>) {
+        if let Some(audit) = &self.audit {
+            audit
+                .admin(&AdminAction {
+                    actor: Some(who),
+                    source: Some(peer),
+                    ..action
+                })
+                .await;
+        }
+    }
+}
+
+/// An approval and its votes, as the audit log records them.
+pub(crate) fn approval_note(
+    a: &StoredApproval,
+    votes: &[holdpoint_store::Vote],
+) -> crate::phases::record::ApprovalNote {
+    crate::phases::record::ApprovalNote {
+        id: a.id.clone(),
+        state: a.state.to_string(),
+        mode: a.mode.to_string(),
+        votes: votes
+            .iter()
+            .map(|v| crate::phases::record::VoteNote {
+                reviewer: v.reviewer.clone(),
+                decision: v.decision.as_str().into(),
+                reason: v.reason.clone(),
+                at: v.at,
+            })
+            .collect(),
+    }
+}
+
+/// The audit record of an API action on approval `id`: `Ok(note)` when it was done, else the
+/// error it was refused with.
+fn approval_action<'a>(
+    action: &'a str,
+    id: &str,
+    result: Result<crate::phases::record::ApprovalNote, &GatewayError>,
+    reason: Option<String>,
+) -> AdminAction<'a> {
+    let (status, outcome, note) = match result {
+        Ok(note) => (200, "ok".to_owned(), Some(note)),
+        Err(e) => (e.status_code().as_u16(), e.to_string(), None),
+    };
+    AdminAction {
+        actor: None,
+        actor_name: None,
+        source: None,
+        action,
+        request_uri: format!("/v1/approvals/{id}/{action}"),
+        object: holdpoint_object("approvals", id),
+        outcome,
+        status,
+        reason,
+        detail: None,
+        approval: note,
+        user_agent: None,
+    }
 }
 
 /// An error as the API answers it: a Kubernetes `Status`.
-struct ApiError(GatewayError);
+pub(crate) struct ApiError(pub(crate) GatewayError);
 
 impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
@@ -82,7 +150,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The API's routes (the admin listener adds `/healthz`, `/metrics`, ...).
 pub fn router(state: ApiState) -> Router {
@@ -98,23 +166,38 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// The state of an admin-listener API whose callers authenticate with the data path's chain.
+pub(crate) trait Authenticates {
+    /// The chain.
+    fn chain(&self) -> &AuthChain;
+}
+
+impl Authenticates for ApiState {
+    fn chain(&self) -> &AuthChain {
+        &self.auth
+    }
+}
+
 /// The authenticated caller of an API request: every handler takes one, so no route can forget
 /// to authenticate. Uses the data path's chain on the request headers and the connection the
 /// admin listener attached (`ConnectionInfo` extension).
-struct Caller(Identity);
+pub(crate) struct Caller(pub(crate) Identity, pub(crate) std::net::IpAddr);
 
-impl axum::extract::FromRequestParts<ApiState> for Caller {
+impl<S: Authenticates + Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut http::request::Parts,
-        state: &ApiState,
+        state: &S,
     ) -> Result<Self, Self::Rejection> {
         let conn = parts
             .extensions
             .get::<ConnectionInfo>()
             .ok_or_else(|| GatewayError::Internal("no connection info".into()))?;
-        Ok(Caller(state.auth.authenticate(&parts.headers, conn).await?))
+        Ok(Caller(
+            state.chain().authenticate(&parts.headers, conn).await?,
+            conn.peer.ip(),
+        ))
     }
 }
 
@@ -175,7 +258,7 @@ struct ListQuery {
 
 async fn list(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, _): Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let state_filter = match q.state.as_deref() {
@@ -218,7 +301,7 @@ async fn visible(state: &ApiState, who: &Identity, id: &str) -> ApiResult<Stored
 
 async fn show(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, _): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let a = visible(&state, &who, &id).await?;
@@ -350,6 +433,7 @@ struct ReasonBody {
 async fn vote(
     state: ApiState,
     who: Identity,
+    peer: std::net::IpAddr,
     id: String,
     decision: Vote,
     body: Option<Json<ReasonBody>>,
@@ -358,7 +442,7 @@ async fn vote(
     if decision == Vote::Deny && reason.is_none() {
         return Err(GatewayError::BadRequest("a denial needs a reason".into()).into());
     }
-    let result = state
+    let voted = state
         .approvals
         .store()
         .vote(
@@ -368,7 +452,23 @@ async fn vote(
             reason.as_deref(),
             state.approvals.now(),
         )
-        .await?;
+        .await
+        .map_err(GatewayError::from);
+    let note = match &voted {
+        Ok(r) => Ok(approval_note(
+            &r.approval,
+            &state.approvals.store().approval_votes(&id).await?,
+        )),
+        Err(e) => Err(e),
+    };
+    state
+        .record(
+            &who,
+            peer,
+            approval_action(decision.as_str(), &id, note, reason.clone()),
+        )
+        .await;
+    let result = voted?;
     tracing::info!(approval = %id, reviewer = %who.username, ?decision, counted = result.counted, state = %result.approval.state, "vote");
     let mut approval = result.approval;
     if approval.state == ApprovalState::Approved
@@ -397,35 +497,40 @@ async fn vote(
 
 async fn approve(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, peer): Caller,
     Path(id): Path<String>,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
-    vote(state, who, id, Vote::Approve, body).await
+    vote(state, who, peer, id, Vote::Approve, body).await
 }
 
 async fn deny(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, peer): Caller,
     Path(id): Path<String>,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
-    vote(state, who, id, Vote::Deny, body).await
+    vote(state, who, peer, id, Vote::Deny, body).await
 }
 
 async fn cancel(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, peer): Caller,
     Path(id): Path<String>,
     body: Option<Json<ReasonBody>>,
 ) -> ApiResult<Json<Value>> {
     let reason = body.and_then(|Json(b)| b.reason);
-    let a = state
+    let cancelled = state
         .approvals
         .store()
         .cancel(&id, &who.username, reason.as_deref(), state.approvals.now())
-        .await?;
-    Ok(Json(summary_json(&a)))
+        .await
+        .map_err(GatewayError::from);
+    let note = cancelled.as_ref().map(|a| approval_note(a, &[]));
+    state
+        .record(&who, peer, approval_action("cancel", &id, note, reason))
+        .await;
+    Ok(Json(summary_json(&cancelled?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,7 +541,7 @@ struct WaitQuery {
 
 async fn wait(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, _): Caller,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -494,15 +599,33 @@ struct FreezeBody {
 
 async fn put_freeze(
     State(state): State<ApiState>,
-    Caller(who): Caller,
+    Caller(who, peer): Caller,
     Json(body): Json<FreezeBody>,
 ) -> ApiResult<impl IntoResponse> {
+    let action = if body.on { "freeze.on" } else { "freeze.off" };
+    let record = |status: u16, outcome: String, detail: Option<Value>| AdminAction {
+        actor: None,
+        actor_name: None,
+        source: None,
+        action,
+        request_uri: "/v1/freeze".into(),
+        object: holdpoint_object("settings", "freeze"),
+        outcome,
+        status,
+        reason: body.reason.clone(),
+        detail,
+        approval: None,
+        user_agent: None,
+    };
     if !state.admins.includes(&who) {
-        return Err(GatewayError::Forbidden(format!(
+        let e = GatewayError::Forbidden(format!(
             "{} may not switch the freeze: only the configured admins may",
             who.username
-        ))
-        .into());
+        ));
+        state
+            .record(&who, peer, record(403, e.to_string(), None))
+            .await;
+        return Err(e.into());
     }
     if body.on && body.reason.as_deref().unwrap_or("").is_empty() {
         return Err(GatewayError::BadRequest("a freeze needs a reason".into()).into());
@@ -520,6 +643,13 @@ async fn put_freeze(
         .await?;
     super::freeze::apply(&state.freeze, &f);
     tracing::warn!(on = f.on, by = %who.username, reason = ?f.reason, "freeze switched");
+    state
+        .record(
+            &who,
+            peer,
+            record(200, "ok".into(), serde_json::to_value(&f).ok()),
+        )
+        .await;
     Ok((
         StatusCode::OK,
         Json(serde_json::to_value(f).unwrap_or_default()),

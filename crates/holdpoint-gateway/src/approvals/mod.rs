@@ -39,6 +39,7 @@ use holdpoint_store::{
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 
+use crate::audit::Audit;
 use crate::body;
 use crate::clock::Clock;
 use crate::error::GatewayError;
@@ -51,12 +52,13 @@ use crate::upstream::Upstream;
 
 /// Caller headers kept with a held request and sent with it when it is executed. Everything
 /// else (credentials, impersonation, hop-by-hop, forwarding headers) is never stored.
-const STORED_HEADERS: [&str; 5] = [
+const STORED_HEADERS: [&str; 6] = [
     "accept",
     "content-type",
     "user-agent",
     "kubectl-command",
     "kubectl-session",
+    "holdpoint-session",
 ];
 
 /// The largest upstream answer read back when an approved request is executed; the store keeps
@@ -106,15 +108,18 @@ struct Inner {
     upstream: Upstream,
     clock: Arc<dyn Clock>,
     settings: ApprovalSettings,
+    audit: Option<Audit>,
 }
 
 impl Approvals {
-    /// A service on `store`, executing through `upstream`.
+    /// A service on `store`, executing through `upstream`; approved requests it sends are
+    /// recorded in `audit`.
     pub fn new(
         store: Store,
         upstream: Upstream,
         clock: Arc<dyn Clock>,
         settings: ApprovalSettings,
+        audit: Option<Audit>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -122,6 +127,7 @@ impl Approvals {
                 upstream,
                 clock,
                 settings,
+                audit,
             }),
         }
     }
@@ -214,15 +220,50 @@ impl Approvals {
                     (ExecutionOutcome::Failed, None)
                 }
             };
-            store
+            let done = store
                 .finish_execute(id, outcome, result.as_ref(), self.now())
                 .await?;
             tracing::info!(approval = %id, ?outcome, status = result.as_ref().map(|r| r.status), "approved request executed");
+            self.record_execution(&done).await;
         }
         store
             .get_approval(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("approval {id}")))
+    }
+
+    /// Records an approved request the gateway sent itself: what was sent (masked), the votes,
+    /// and the upstream's answer, in the requester's session.
+    async fn record_execution(&self, a: &StoredApproval) {
+        let Some(audit) = &self.inner.audit else {
+            return;
+        };
+        let votes = self
+            .inner
+            .store
+            .approval_votes(&a.id)
+            .await
+            .unwrap_or_default();
+        let header = |n: &str| {
+            a.request
+                .headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+        };
+        let caller = crate::phases::record::CallerHeaders {
+            user_agent: header("user-agent"),
+            kubectl_command: a.kubectl_command.clone(),
+            kubectl_session: a.kubectl_session.clone(),
+            holdpoint_session: header("holdpoint-session"),
+        };
+        crate::audit::recorder::record_execution(
+            audit,
+            a,
+            &requester_identity(&a.requester),
+            caller,
+            api::approval_note(a, &votes),
+        );
     }
 
     /// Sends the stored request upstream with the gateway's credential, as the requester.
@@ -347,7 +388,7 @@ impl Approvals {
 
     async fn hold_request(
         &self,
-        ex: &Exchange,
+        ex: &mut Exchange,
         headers: &HeaderMap,
         action: &ApproveAction,
         upgrade: bool,
@@ -390,6 +431,7 @@ impl Approvals {
                 .await?
         {
             tracing::info!(approval = %used.id, "approved grant used by the identical request");
+            ex.approval = Some(api::approval_note(&used, &[]));
             return Ok(HoldOutcome::Forward);
         }
         let header_text = |n: &str| {
@@ -475,6 +517,7 @@ impl Approvals {
         } else {
             tracing::info!(approval = %approval.id, rule = %approval.rule, "request held for approval");
         }
+        ex.approval = Some(api::approval_note(&approval, &[]));
 
         let deadline = tokio::time::Instant::now() + action.hold;
         loop {
@@ -657,12 +700,27 @@ fn executed_response(approval: &StoredApproval) -> Result<HoldOutcome, GatewayEr
 impl Holder for Approvals {
     fn hold<'a>(
         &'a self,
-        exchange: &'a Exchange,
+        exchange: &'a mut Exchange,
         headers: &'a HeaderMap,
         action: &'a ApproveAction,
         upgrade: bool,
     ) -> BoxFuture<'a, Result<HoldOutcome, GatewayError>> {
-        Box::pin(self.hold_request(exchange, headers, action, upgrade))
+        Box::pin(async move {
+            let outcome = self.hold_request(exchange, headers, action, upgrade).await;
+            // The record phase shows the approval as it is when the request leaves, with votes.
+            if let Some(note) = &mut exchange.approval
+                && let Ok(Some(a)) = self.inner.store.get_approval(&note.id).await
+            {
+                let votes = self
+                    .inner
+                    .store
+                    .approval_votes(&a.id)
+                    .await
+                    .unwrap_or_default();
+                *note = api::approval_note(&a, &votes);
+            }
+            outcome
+        })
     }
 }
 

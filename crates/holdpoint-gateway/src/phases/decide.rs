@@ -130,6 +130,15 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     Some((meta.modified().ok(), meta.len()))
 }
 
+/// A reload of the policy file, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyReload {
+    /// The file.
+    pub path: PathBuf,
+    /// The number of rules now in force, or why the file was refused (the old policy stays).
+    pub result: Result<usize, String>,
+}
+
 /// The policy engine as the pipeline's decider, with atomic reloads.
 #[derive(Debug)]
 pub struct PolicyDecider {
@@ -137,6 +146,7 @@ pub struct PolicyDecider {
     file: Option<PathBuf>,
     seen: Mutex<Option<FileStamp>>,
     freeze: FreezeHandle,
+    reloads: tokio::sync::broadcast::Sender<PolicyReload>,
 }
 
 impl PolicyDecider {
@@ -152,6 +162,7 @@ impl PolicyDecider {
             file: None,
             seen: Mutex::new(None),
             freeze,
+            reloads: tokio::sync::broadcast::channel(16).0,
         }
     }
 
@@ -164,6 +175,7 @@ impl PolicyDecider {
             file: Some(path.to_owned()),
             seen: Mutex::new(before),
             freeze,
+            reloads: tokio::sync::broadcast::channel(16).0,
         })
     }
 
@@ -182,6 +194,11 @@ impl PolicyDecider {
         &self.freeze
     }
 
+    /// Every reload attempt from now on (successful or refused), for the audit log.
+    pub fn reloads(&self) -> tokio::sync::broadcast::Receiver<PolicyReload> {
+        self.reloads.subscribe()
+    }
+
     /// Re-reads the policy file. On success the new policy replaces the old one atomically and
     /// `Ok(true)` is returned; on failure the error is logged and returned, and the old policy
     /// stays. Without a file, `Ok(false)`.
@@ -196,10 +213,18 @@ impl PolicyDecider {
                 let rules = policy.len();
                 self.current.store(Arc::new(policy));
                 tracing::info!(path = %path.display(), rules, "policy reloaded");
+                let _ = self.reloads.send(PolicyReload {
+                    path: path.clone(),
+                    result: Ok(rules),
+                });
                 Ok(true)
             }
             Err(e) => {
                 tracing::error!(error = %e, "policy file refused; the previous policy stays in force");
+                let _ = self.reloads.send(PolicyReload {
+                    path: path.clone(),
+                    result: Err(e.to_string()),
+                });
                 Err(e)
             }
         }
@@ -344,18 +369,7 @@ mod tests {
     use crate::identity::Identity;
 
     fn exchange(method: Method, target: &str, content_type: Option<&str>, body: &str) -> Exchange {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
         Exchange {
-            audit_id: "test".into(),
-            received_at: "2026-12-01T09:30:00Z".parse().unwrap(),
-            started: Instant::now(),
-            peer: "127.0.0.1:1".parse().unwrap(),
-            method: method.clone(),
-            path: target.into(),
-            info: Some(kube_request::classify(&method, path, query).unwrap()),
             identity: Some(Identity {
                 username: "demo-agent".into(),
                 groups: vec!["agents".into()],
@@ -363,13 +377,9 @@ mod tests {
                 extra: Default::default(),
                 authenticator: "static-token".into(),
             }),
-            decision: None,
-            reveal: RevealGrant::default(),
             body: Bytes::from(body.to_owned()),
             content_type: content_type.map(str::to_owned),
-            status: 0,
-            outcome: "forwarded",
-            error: None,
+            ..Exchange::for_test(method, target)
         }
     }
 

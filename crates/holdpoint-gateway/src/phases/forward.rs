@@ -3,8 +3,11 @@
 //!
 //! Ordinary requests go on pooled connections; the response body streams through unbuffered
 //! (watch events are flushed as they come). Upgrades (exec, attach, port-forward) get a fresh
-//! upstream connection: on `101` the two connections are spliced, on anything else both are
-//! closed (CVE-2018-1002105). Upstream redirects are refused, never relayed.
+//! upstream connection: on `101` the stream [`tap`] runs between the two connections (it reads,
+//! masks and records every frame, and refuses a stream protocol it cannot read), on anything else
+//! both are closed (CVE-2018-1002105). Upstream redirects are refused, never relayed.
+
+mod tap;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -13,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use super::Exchange;
 use super::mask::Masker;
+use super::record::Recorder;
 use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::headers::{ForwardContext, client_response_headers, upstream_request_headers};
@@ -30,9 +34,11 @@ impl From<UpstreamError> for GatewayError {
 /// Sends the request upstream and returns the response for the caller. `identity` holds the
 /// `Impersonate-*` headers the gateway sets (empty when it forwards as itself); the caller's own
 /// are always dropped by the header allow-list.
+#[allow(clippy::too_many_arguments)] // the phase's inputs, each from a different place
 pub async fn forward(
     upstream: &Upstream,
     masker: &dyn Masker,
+    recorder: &dyn Recorder,
     ex: &Exchange,
     identity: &[(HeaderName, HeaderValue)],
     parts: Parts,
@@ -60,7 +66,9 @@ pub async fn forward(
     *out.headers_mut() = headers;
 
     match (upgrade, client_upgrade) {
-        (Some(_), Some(client_upgrade)) => forward_upgrade(upstream, ex, out, client_upgrade).await,
+        (Some(_), Some(client_upgrade)) => {
+            forward_upgrade(upstream, masker, recorder, ex, out, client_upgrade).await
+        }
         _ => {
             let resp = upstream.send(out).await?;
             let status = resp.status();
@@ -78,6 +86,8 @@ pub async fn forward(
 
 async fn forward_upgrade(
     upstream: &Upstream,
+    masker: &dyn Masker,
+    recorder: &dyn Recorder,
     ex: &Exchange,
     req: Request<Full<Bytes>>,
     client_upgrade: hyper::upgrade::OnUpgrade,
@@ -104,20 +114,18 @@ async fn forward_upgrade(
         return Ok(out);
     }
 
+    // Only a stream the tap can read is let through; anything else closes both connections.
+    let plan = tap::plan(ex, resp.headers())?;
+    let text = masker.stream_text(ex);
+    let recording = tap::Recording::new(recorder.stream(ex));
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
     let audit_id = ex.audit_id.clone();
     tokio::spawn(async move {
         let (client, upstream) = tokio::join!(client_upgrade, upstream_upgrade);
         match (client, upstream) {
             (Ok(client), Ok(upstream)) => {
-                let mut client = tokio_io(client);
-                let mut upstream = tokio_io(upstream);
-                match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    Ok((to_upstream, to_client)) => {
-                        tracing::debug!(audit_id, to_upstream, to_client, "upgraded stream closed")
-                    }
-                    Err(e) => tracing::debug!(audit_id, error = %e, "upgraded stream ended"),
-                }
+                tap::run(plan, tokio_io(client), tokio_io(upstream), text, recording).await;
+                tracing::debug!(audit_id, "upgraded stream closed");
             }
             (client, upstream) => tracing::warn!(
                 audit_id,

@@ -28,9 +28,10 @@ pub trait Holder: Send + Sync + Debug {
     /// Called only for requests policy decided to hold. `headers` are the caller's request
     /// headers; `upgrade` is true for exec, attach and port-forward upgrades (which can only
     /// run on the caller's own connection).
+    /// The holder notes the approval on `exchange.approval` for the record phase.
     fn hold<'a>(
         &'a self,
-        exchange: &'a Exchange,
+        exchange: &'a mut Exchange,
         headers: &'a HeaderMap,
         action: &'a Approval,
         upgrade: bool,
@@ -44,7 +45,7 @@ pub struct NoHold;
 impl Holder for NoHold {
     fn hold<'a>(
         &'a self,
-        _exchange: &'a Exchange,
+        _exchange: &'a mut Exchange,
         _headers: &'a HeaderMap,
         _action: &'a Approval,
         _upgrade: bool,

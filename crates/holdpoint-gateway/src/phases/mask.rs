@@ -19,6 +19,9 @@
 //! Objects of kinds the policy reveals to the caller (`Exchange::reveal`) pass unmasked; each
 //! response that revealed something is logged (`holdpoint::mask`) and counted
 //! (`holdpoint_revealed_objects`), as are masked values (`holdpoint_masked_values`).
+//!
+//! The output of exec and attach streams is masked by the forward phase's stream tap, with the
+//! detectors [`Masker::stream_text`] names.
 
 use std::fmt::Debug;
 use std::io::Write as _;
@@ -28,7 +31,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use flate2::write::GzDecoder;
-use holdpoint_mask::{JsonStream, LineStream, MaskSummary, Reveal, StreamError};
+use holdpoint_mask::{JsonStream, LineStream, MaskSummary, Reveal, StreamError, TextMasker};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body::Frame;
 
@@ -51,6 +54,10 @@ pub trait Masker: Send + Sync + Debug {
         exchange: &Exchange,
         response: Response<Body>,
     ) -> Result<Response<Body>, GatewayError>;
+    /// The text detectors that mask the stdout, stderr and error channels of this exec or
+    /// attach stream (line by line, before the caller receives them). `None`: they pass
+    /// unmasked, like the bodies of a masker that masks nothing.
+    fn stream_text(&self, exchange: &Exchange) -> Option<Arc<TextMasker>>;
 }
 
 /// Passes everything through (`mask.enabled: false`).
@@ -69,12 +76,17 @@ impl Masker for NoMask {
     ) -> Result<Response<Body>, GatewayError> {
         Ok(response)
     }
+    fn stream_text(&self, _exchange: &Exchange) -> Option<Arc<TextMasker>> {
+        None
+    }
 }
 
 /// The phase built from `mask:` (see the module docs).
 #[derive(Debug)]
 pub struct EngineMasker {
     engine: Arc<holdpoint_mask::Masker>,
+    /// The detectors of exec/attach output (the engine's text detectors, shared with the tap).
+    stream_text: Arc<TextMasker>,
     max_value_bytes: usize,
     max_line_bytes: usize,
     metrics: Arc<Metrics>,
@@ -88,6 +100,7 @@ impl EngineMasker {
     ) -> Result<Self, holdpoint_mask::MaskError> {
         Ok(Self {
             engine: Arc::new(holdpoint_mask::Masker::new(&config.engine())?),
+            stream_text: Arc::new(TextMasker::new(&config.engine())?),
             max_value_bytes: usize::try_from(config.max_value_bytes).unwrap_or(usize::MAX),
             max_line_bytes: usize::try_from(config.max_line_bytes).unwrap_or(usize::MAX),
             metrics,
@@ -300,6 +313,11 @@ impl Masker for EngineMasker {
         };
         Ok(Response::from_parts(parts, body::stream(body)))
     }
+
+    fn stream_text(&self, _exchange: &Exchange) -> Option<Arc<TextMasker>> {
+        // No policy reveal applies to process output: it is always masked.
+        Some(self.stream_text.clone())
+    }
 }
 
 enum Mode {
@@ -491,26 +509,7 @@ mod tests {
     use super::*;
 
     fn exchange(path: &str) -> Exchange {
-        let (p, q) = path
-            .split_once('?')
-            .map_or((path, None), |(p, q)| (p, Some(q)));
-        Exchange {
-            audit_id: "t".into(),
-            received_at: jiff::Timestamp::UNIX_EPOCH,
-            started: std::time::Instant::now(),
-            peer: "127.0.0.1:1".parse().unwrap(),
-            method: Method::GET,
-            path: path.into(),
-            info: kube_request::classify(&Method::GET, p, q).ok(),
-            identity: None,
-            decision: None,
-            reveal: Default::default(),
-            body: bytes::Bytes::new(),
-            content_type: None,
-            status: 0,
-            outcome: "forwarded",
-            error: None,
-        }
+        Exchange::for_test(Method::GET, path)
     }
 
     fn masker() -> EngineMasker {

@@ -42,7 +42,7 @@ use authenticate::{AuthChain, ConnectionInfo};
 use decide::{Decider, Decision, RevealGrant};
 use hold::{HoldOutcome, Holder};
 use mask::Masker;
-use record::Recorder;
+use record::{ApprovalNote, CallerHeaders, Recorder};
 
 /// What the phases know about one request.
 #[derive(Debug)]
@@ -78,6 +78,43 @@ pub struct Exchange {
     pub outcome: &'static str,
     /// The gateway error, when the request failed inside the gateway.
     pub error: Option<String>,
+    /// The caller's headers the record phase groups requests by (never credentials).
+    pub caller: CallerHeaders,
+    /// The approval the request was held on, once the hold phase knows it.
+    pub approval: Option<ApprovalNote>,
+    /// The record phase's `begin` ran and let the request through.
+    pub begun: bool,
+}
+
+#[cfg(test)]
+impl Exchange {
+    /// A classified exchange for `method` and `target` (path and query), before authentication.
+    pub(crate) fn for_test(method: Method, target: &str) -> Self {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        Exchange {
+            audit_id: "test".into(),
+            received_at: "2026-12-01T09:30:00Z".parse().unwrap(),
+            started: Instant::now(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            method: method.clone(),
+            path: target.into(),
+            info: Some(kube_request::classify(&method, path, query).unwrap()),
+            identity: None,
+            decision: None,
+            reveal: RevealGrant::default(),
+            body: Bytes::new(),
+            content_type: None,
+            status: 0,
+            outcome: "forwarded",
+            error: None,
+            caller: Default::default(),
+            approval: None,
+            begun: false,
+        }
+    }
 }
 
 /// The configured phases and what they need.
@@ -136,6 +173,9 @@ impl Pipeline {
             status: 0,
             outcome: "forwarded",
             error: None,
+            caller: CallerHeaders::from_headers(req.headers()),
+            approval: None,
+            begun: false,
         };
         let response = match self.run(req, conn, &mut ex).await {
             Ok(resp) => resp,
@@ -146,7 +186,7 @@ impl Pipeline {
             }
         };
         ex.status = response.status().as_u16();
-        self.recorder.finish(&ex);
+        let response = self.recorder.finish(&ex, response);
         self.metrics.observe(&ex);
         response
     }
@@ -204,7 +244,9 @@ impl Pipeline {
         // record (before anything reaches the upstream: fail closed)
         self.recorder
             .begin(ex)
+            .await
             .map_err(GatewayError::RecordFailed)?;
+        ex.begun = true;
 
         // forward: as the caller (impersonation) or as the gateway itself.
         let identity_headers = match (&ex.identity, self.impersonate) {
@@ -218,6 +260,7 @@ impl Pipeline {
         let response = forward::forward(
             &self.upstream,
             self.masker.as_ref(),
+            self.recorder.as_ref(),
             ex,
             &identity_headers,
             parts,

@@ -31,6 +31,17 @@ pub async fn start() -> TestEnv {
     .await
 }
 
+/// The nearest-rank percentile `p` (0-100) of sorted durations (for the benchmark examples).
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A duration in milliseconds (three decimals).
+pub fn ms(d: std::time::Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// Where the gateway's store lives in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -165,6 +176,27 @@ impl TestEnv {
             .expect("kubectl thread")
     }
 
+    /// Runs kubectl as the agent with extra environment variables, in a blocking thread.
+    pub async fn kubectl_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        envs: &[(&str, &str)],
+    ) -> Output {
+        let kubeconfig = self.env.kubeconfig("agent").to_owned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(<[u8]>::to_vec);
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            kubectl_env_blocking(&kubeconfig, &args, stdin.as_deref(), &envs)
+        })
+        .await
+        .expect("kubectl thread")
+    }
+
     /// kubectl that must succeed; returns stdout.
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args).await;
@@ -187,10 +219,24 @@ impl TestEnv {
 }
 
 pub fn kubectl_blocking(kubeconfig: &Path, args: &[String], stdin: Option<&[u8]>) -> Output {
+    kubectl_env_blocking(kubeconfig, args, stdin, &[])
+}
+
+/// kubectl with extra environment variables (e.g. `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`);
+/// kubectl's transport switches are otherwise unset, whatever the test runner's environment.
+pub fn kubectl_env_blocking(
+    kubeconfig: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    envs: &[(String, String)],
+) -> Output {
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    cmd.env_remove("KUBECONFIG");
+    cmd.env_remove("KUBECONFIG")
+        .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+        .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+        .envs(envs.iter().map(|(k, v)| (k, v)));
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     cmd.stdin(if stdin.is_some() {
@@ -344,4 +390,54 @@ pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[(end + 2).min(data.len())..];
     }
     out
+}
+
+impl TestEnv {
+    /// kubectl as `who` (`agent` or `admin`) in the background.
+    pub fn kubectl_bg(
+        &self,
+        who: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> tokio::task::JoinHandle<Output> {
+        let kubeconfig = self.env.kubeconfig(who).to_owned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(|s| s.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || kubectl_blocking(&kubeconfig, &args, stdin.as_deref()))
+    }
+
+    /// Waits until exactly `n` approvals are pending, and returns them.
+    pub async fn pending_approvals(&self, n: usize) -> Vec<holdpoint_store::Approval> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let list = self
+                .env
+                .gateway
+                .store()
+                .list_approvals(&holdpoint_store::ApprovalFilter {
+                    state: Some(holdpoint_store::ApprovalState::Pending),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if list.len() >= n {
+                assert_eq!(list.len(), n, "{list:#?}");
+                return list;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no pending approval appeared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Standard output and error of a finished command, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -6,13 +6,16 @@
 //! upgrade handshake, the channel protocols and the built-in command set lives in this module:
 //!
 //! - [`runtime`]: the emulated container (virtual filesystem, tiny shell and built-ins);
-//! - `spdy`: SPDY/3.1 framing with zlib header compression;
 //! - `spdy_session`: exec/attach and port-forward sessions over a SPDY connection;
 //! - `websocket`: the WebSocket handshake and the channel-protocol sessions.
+//!
+//! The wire formats themselves (channel framing, SPDY/3.1 frames and header compression, resize
+//! and exit-status messages, subprotocol names) are the `kube-streams` crate's, shared with
+//! Holdpoint's stream tap.
 
 pub mod runtime;
-mod spdy;
 mod spdy_session;
+pub mod testing;
 mod websocket;
 
 use std::sync::Arc;
@@ -22,18 +25,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+pub use kube_streams::StreamKind;
 pub use runtime::SERVICE_ACCOUNT_TOKEN;
-
-/// Which streaming subresource was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    /// `pods/<name>/exec`
-    Exec,
-    /// `pods/<name>/attach`
-    Attach,
-    /// `pods/<name>/portforward`
-    PortForward,
-}
 
 /// Serves one streaming request (GET or POST) for `pod` (the stored Pod object as JSON).
 /// The query (`command`, `container`, `stdin`, `stdout`, `stderr`, `tty`, `ports`) is read from
@@ -124,6 +117,16 @@ impl Session {
             tty,
             ports,
         })
+    }
+
+    /// What the error channel says when the process exited with `code` (remote-command protocol
+    /// `version`): a JSON `Status` from v4 on, plain text before (nothing on success).
+    fn exit_status(&self, version: u8, code: i32) -> Option<String> {
+        if version >= 4 {
+            Some(kube_streams::status::exit_status_v4(&self.command, code).to_string())
+        } else {
+            kube_streams::status::exit_status_text(code)
+        }
     }
 
     fn process_spec(&self) -> runtime::ProcessSpec {
@@ -227,27 +230,6 @@ pub(crate) fn status_response(
     resp
 }
 
-/// The exec/attach result written on the error stream by protocol v4 and later.
-pub(crate) fn exit_status_v4(command: &[String], code: i32) -> serde_json::Value {
-    if code == 0 {
-        return serde_json::json!({"metadata": {}, "status": "Success"});
-    }
-    serde_json::json!({
-        "metadata": {},
-        "status": "Failure",
-        "message": format!(
-            "command terminated with non-zero exit code: error executing command {command:?}, exit code {code}"
-        ),
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
-    })
-}
-
-/// The exec/attach result for protocols before v4: plain text, nothing on success.
-pub(crate) fn exit_status_text(code: i32) -> Option<String> {
-    (code != 0).then(|| format!("command terminated with non-zero exit code: exit status {code}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,16 +284,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pf.ports, [8080, 9090, 53]);
-    }
-
-    #[test]
-    fn v4_exit_status_shapes() {
-        assert_eq!(exit_status_v4(&[], 0)["status"], "Success");
-        let s = exit_status_v4(&["false".into()], 1);
-        assert_eq!(s["reason"], "NonZeroExitCode");
-        assert_eq!(
-            s["details"]["causes"][0],
-            serde_json::json!({"reason": "ExitCode", "message": "1"})
-        );
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kube_streams::TermSize;
 use tokio::sync::{mpsc, watch};
 
 /// The fixed fake service account token found at
@@ -152,50 +153,6 @@ fn normalize(path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
-}
-
-/// Terminal size as sent on the resize channel (`{"Width":80,"Height":24}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub(crate) struct TermSize {
-    #[serde(rename = "Width")]
-    pub width: u16,
-    #[serde(rename = "Height")]
-    pub height: u16,
-}
-
-/// Accumulates resize-stream bytes and yields every complete JSON size message.
-#[derive(Debug, Default)]
-pub(crate) struct ResizeParser {
-    buf: Vec<u8>,
-}
-
-impl ResizeParser {
-    pub(crate) fn push(&mut self, data: &[u8]) -> Vec<TermSize> {
-        self.buf.extend_from_slice(data);
-        let mut sizes = Vec::new();
-        let mut consumed = 0;
-        let mut stream = serde_json::Deserializer::from_slice(&self.buf).into_iter::<TermSize>();
-        loop {
-            match stream.next() {
-                Some(Ok(size)) => {
-                    sizes.push(size);
-                    consumed = stream.byte_offset();
-                }
-                Some(Err(e)) if e.is_eof() => break,
-                Some(Err(_)) => {
-                    // Not a size message: drop what we have and resynchronise.
-                    consumed = self.buf.len();
-                    break;
-                }
-                None => {
-                    consumed = self.buf.len();
-                    break;
-                }
-            }
-        }
-        self.buf.drain(..consumed);
-        sizes
-    }
 }
 
 /// One chunk of process output.
@@ -1136,25 +1093,6 @@ mod tests {
         assert_eq!(
             out,
             "$ echo hi\r\nhi\r\n$ nope\r\nsh: nope: not found\r\n$ "
-        );
-    }
-
-    #[test]
-    fn resize_messages_are_parsed_across_chunks() {
-        let mut p = ResizeParser::default();
-        assert!(p.push(br#"{"Width":100,"#).is_empty());
-        assert_eq!(
-            p.push(b"\"Height\":40}\n{\"Width\":1,\"Height\":2}\n"),
-            vec![
-                TermSize {
-                    width: 100,
-                    height: 40
-                },
-                TermSize {
-                    width: 1,
-                    height: 2
-                }
-            ]
         );
     }
 }

@@ -24,17 +24,14 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::runtime::{self, Output, ProcessHandle, ResizeParser};
-use super::spdy::{Decoder, Encoder, Frame, FrameError, RST_PROTOCOL_ERROR, header};
-use super::{Session, StreamKind, header_values, status_response};
+use kube_streams::spdy::{Decoder, Encoder, Frame, FrameError, RST_PROTOCOL_ERROR, header};
+use kube_streams::{
+    Protocol, ResizeParser, SPDY_EXEC_PROTOCOLS, SPDY_PORT_FORWARD_PROTOCOLS, StreamType,
+    spdy_protocol,
+};
 
-const EXEC_PROTOCOLS: &[&str] = &[
-    "v4.channel.k8s.io",
-    "v3.channel.k8s.io",
-    "v2.channel.k8s.io",
-    "channel.k8s.io",
-];
-const PORT_FORWARD_PROTOCOLS: &[&str] = &["portforward.k8s.io"];
+use super::runtime::{self, Output, ProcessHandle};
+use super::{Session, StreamKind, header_values, status_response};
 /// How long the client gets to open the streams it asked for.
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a finished session waits for the client to hang up.
@@ -52,8 +49,8 @@ pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Negotiates the stream protocol, answers `101` and spawns the session.
 pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<Full<Bytes>> {
     let supported = match session.kind {
-        StreamKind::PortForward => PORT_FORWARD_PROTOCOLS,
-        StreamKind::Exec | StreamKind::Attach => EXEC_PROTOCOLS,
+        StreamKind::PortForward => SPDY_PORT_FORWARD_PROTOCOLS,
+        StreamKind::Exec | StreamKind::Attach => SPDY_EXEC_PROTOCOLS,
     };
     let offered = header_values(req.headers(), "x-stream-protocol-version");
     let chosen = if offered.is_empty() {
@@ -72,11 +69,9 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
             }
         }
     };
-    let version = match chosen.as_deref() {
-        Some("v4.channel.k8s.io") | Some("portforward.k8s.io") => 4,
-        Some("v3.channel.k8s.io") => 3,
-        Some("v2.channel.k8s.io") => 2,
-        _ => 1,
+    let version = match spdy_protocol(session.kind, chosen.as_deref()) {
+        Some(Protocol::SpdyExec { version }) => version,
+        _ => 4,
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -267,12 +262,12 @@ async fn exec<W: AsyncWrite + Unpin>(
                 match frame {
                     Frame::SynStream { stream_id, headers, .. } => {
                         conn.reply(stream_id).await?;
-                        let slot = match header(&headers, "streamtype") {
-                            Some("error") => &mut ids.error,
-                            Some("stdin") => &mut ids.stdin,
-                            Some("stdout") => &mut ids.stdout,
-                            Some("stderr") => &mut ids.stderr,
-                            Some("resize") => &mut ids.resize,
+                        let slot = match StreamType::from_headers(&headers) {
+                            Some(StreamType::Error) => &mut ids.error,
+                            Some(StreamType::Stdin) => &mut ids.stdin,
+                            Some(StreamType::Stdout) => &mut ids.stdout,
+                            Some(StreamType::Stderr) => &mut ids.stderr,
+                            Some(StreamType::Resize) => &mut ids.resize,
                             _ => {
                                 conn.send(&Frame::RstStream { stream_id, status: RST_PROTOCOL_ERROR }).await?;
                                 continue;
@@ -353,12 +348,7 @@ async fn exec<W: AsyncWrite + Unpin>(
         conn.fin(id).await?;
     }
     if let Some(id) = ids.error {
-        let status = if version >= 4 {
-            Some(super::exit_status_v4(&session.command, code).to_string())
-        } else {
-            super::exit_status_text(code)
-        };
-        if let Some(status) = status {
+        if let Some(status) = session.exit_status(version, code) {
             conn.data(id, status.as_bytes()).await?;
         }
         conn.fin(id).await?;
@@ -407,8 +397,8 @@ async fn port_forward<W: AsyncWrite + Unpin>(
                 // Old clients send no requestID; pair their streams by port.
                 let request = header(&headers, "requestid").unwrap_or(port).to_string();
                 let port_ok = matches!(port.parse::<u16>(), Ok(p) if p > 0);
-                match header(&headers, "streamtype") {
-                    Some("error") => {
+                match StreamType::from_headers(&headers) {
+                    Some(StreamType::Error) => {
                         if !port_ok {
                             let msg = format!("invalid port {port:?} in port-forward request");
                             conn.data(stream_id, msg.as_bytes()).await?;
@@ -419,7 +409,7 @@ async fn port_forward<W: AsyncWrite + Unpin>(
                             error_streams.insert(request, stream_id);
                         }
                     }
-                    Some("data") if port_ok => {
+                    Some(StreamType::Data) if port_ok => {
                         data_streams.insert(stream_id, request);
                     }
                     _ => {

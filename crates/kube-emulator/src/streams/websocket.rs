@@ -14,13 +14,14 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use kube_streams::channel::{self, CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT, WireMessage};
+use kube_streams::{Protocol, ResizeParser, websocket_protocol};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,80 +29,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use super::runtime::{self, Output, ResizeParser};
-use super::{Session, StreamKind, header_values, spdy_session, status_response};
-
-/// Channel numbers of the remote-command protocols.
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
-const RESIZE: u8 = 4;
-/// v5: `[255, channel]` half-closes `channel`.
-const CLOSE: u8 = 255;
-
-/// Subprotocol prefix kubectl puts in front of SPDY protocols it tunnels over WebSocket.
-const SPDY_TUNNEL_PREFIX: &str = "SPDY/3.1+";
-
-/// The negotiated WebSocket subprotocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    /// Remote command channels; `version` 1 covers the unversioned legacy protocols.
-    Channel { version: u8, base64: bool },
-    /// Port-forward channels.
-    PortForward { base64: bool },
-    /// SPDY/3.1 port-forward tunnelled in binary messages.
-    SpdyTunnel,
-}
-
-fn protocol_for(kind: StreamKind, name: &str) -> Option<Protocol> {
-    use Protocol::*;
-    match kind {
-        StreamKind::Exec | StreamKind::Attach => match name {
-            "v5.channel.k8s.io" => Some(Channel {
-                version: 5,
-                base64: false,
-            }),
-            "v4.channel.k8s.io" => Some(Channel {
-                version: 4,
-                base64: false,
-            }),
-            "v4.base64.channel.k8s.io" => Some(Channel {
-                version: 4,
-                base64: true,
-            }),
-            "v3.channel.k8s.io" => Some(Channel {
-                version: 3,
-                base64: false,
-            }),
-            "v2.channel.k8s.io" => Some(Channel {
-                version: 2,
-                base64: false,
-            }),
-            "channel.k8s.io" => Some(Channel {
-                version: 1,
-                base64: false,
-            }),
-            "base64.channel.k8s.io" => Some(Channel {
-                version: 1,
-                base64: true,
-            }),
-            _ => None,
-        },
-        StreamKind::PortForward => match name {
-            n if n.strip_prefix(SPDY_TUNNEL_PREFIX) == Some("portforward.k8s.io") => {
-                Some(SpdyTunnel)
-            }
-            "portforward.k8s.io" | "v4.channel.k8s.io" | "channel.k8s.io" => {
-                Some(PortForward { base64: false })
-            }
-            "v4.base64.channel.k8s.io" | "base64.channel.k8s.io" => {
-                Some(PortForward { base64: true })
-            }
-            _ => None,
-        },
-    }
-}
+use super::runtime::{self, Output};
+use super::{Session, header_values, spdy_session, status_response};
 
 /// Whether `headers` ask for a WebSocket upgrade.
 pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -130,18 +59,14 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
     let offered = header_values(req.headers(), "sec-websocket-protocol");
     let (name, protocol) = if offered.is_empty() {
         // No subprotocol requested: the legacy unversioned protocol.
-        let p = match session.kind {
-            StreamKind::PortForward => Protocol::PortForward { base64: false },
-            _ => Protocol::Channel {
-                version: 1,
-                base64: false,
-            },
-        };
-        (None, p)
+        match websocket_protocol(session.kind, None) {
+            Some(p) => (None, p),
+            None => return bad("no WebSocket subprotocol"),
+        }
     } else {
         match offered
             .iter()
-            .find_map(|o| protocol_for(session.kind, o).map(|p| (o.clone(), p)))
+            .find_map(|o| websocket_protocol(session.kind, Some(o)).map(|p| (o.clone(), p)))
         {
             Some((n, p)) => (Some(n), p),
             None => {
@@ -151,7 +76,7 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
             }
         }
     };
-    if matches!(protocol, Protocol::PortForward { .. }) && session.ports.is_empty() {
+    if matches!(protocol, Protocol::PortForwardChannel { .. }) && session.ports.is_empty() {
         return bad("query parameter \"ports\" is required for port-forward over WebSocket");
     }
 
@@ -169,10 +94,12 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
             Protocol::Channel { version, base64 } => {
                 channel_session(ws, session, version, base64).await
             }
-            Protocol::PortForward { base64 } => {
+            Protocol::PortForwardChannel { base64 } => {
                 port_forward_session(ws, session.ports, base64).await
             }
             Protocol::SpdyTunnel => spdy_tunnel(ws, session).await,
+            // websocket_protocol never names a plain SPDY protocol
+            Protocol::SpdyExec { .. } | Protocol::SpdyPortForward => {}
         }
     });
 
@@ -195,38 +122,20 @@ pub(super) fn accept(mut req: Request<Incoming>, session: Session) -> Response<F
 
 /// Encodes one channel message.
 fn frame(base64: bool, channel: u8, data: &[u8]) -> Message {
-    if base64 {
-        let mut s = String::with_capacity(1 + data.len() * 4 / 3 + 4);
-        s.push(char::from(b'0' + channel));
-        s.push_str(&base64::engine::general_purpose::STANDARD.encode(data));
-        Message::text(s)
-    } else {
-        let mut v = Vec::with_capacity(1 + data.len());
-        v.push(channel);
-        v.extend_from_slice(data);
-        Message::binary(v)
+    match channel::encode(base64, channel, data) {
+        WireMessage::Binary(b) => Message::Binary(b),
+        WireMessage::Text(t) => Message::text(t),
     }
 }
 
-/// Decodes one channel message into `(channel, payload)`.
-fn unframe(base64: bool, msg: Message) -> Option<(u8, Vec<u8>)> {
-    match msg {
-        Message::Binary(b) if !base64 && !b.is_empty() => Some((b[0], b[1..].to_vec())),
-        // Like the kubelet, binary protocols also take text messages (the Python client sends
-        // `str` stdin that way).
-        Message::Text(t) if !base64 && !t.is_empty() => {
-            Some((t.as_bytes()[0], t.as_bytes()[1..].to_vec()))
-        }
-        Message::Text(t) if base64 && !t.is_empty() => {
-            let t = t.as_str();
-            let channel = t.as_bytes()[0].checked_sub(b'0')?;
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(&t[1..])
-                .ok()?;
-            Some((channel, data))
-        }
-        _ => None,
-    }
+/// Decodes one channel message into `(channel, payload)`; `None` for anything else.
+fn unframe(base64: bool, msg: Message) -> Option<(u8, Bytes)> {
+    let (text, payload) = match msg {
+        Message::Binary(b) => (false, b),
+        Message::Text(t) => (true, Bytes::from(t)),
+        _ => return None,
+    };
+    channel::decode(base64, text, payload).ok()
 }
 
 fn normal_close() -> Message {
@@ -293,12 +202,7 @@ where
         }
     }
     let code = proc.wait().await;
-    let status = if version >= 4 {
-        Some(super::exit_status_v4(&session.command, code).to_string())
-    } else {
-        super::exit_status_text(code)
-    };
-    if let Some(status) = status
+    if let Some(status) = session.exit_status(version, code)
         && tx
             .send(frame(base64, ERROR, status.as_bytes()))
             .await
@@ -323,7 +227,7 @@ where
     for (i, port) in ports.iter().enumerate() {
         for channel in [2 * i, 2 * i + 1] {
             if tx
-                .send(frame(base64, channel as u8, &port.to_le_bytes()))
+                .send(frame(base64, channel as u8, &channel::port_prefix(*port)))
                 .await
                 .is_err()
             {
@@ -338,7 +242,8 @@ where
         let Some((channel, data)) = unframe(base64, msg) else {
             continue;
         };
-        let is_data_channel = channel % 2 == 0 && usize::from(channel / 2) < ports.len();
+        let (index, is_error) = channel::port_forward_channel(channel);
+        let is_data_channel = !is_error && index < ports.len();
         if is_data_channel
             && !data.is_empty()
             && tx.send(frame(base64, channel, &data)).await.is_err()
@@ -395,38 +300,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_framing_round_trips() {
-        for base64 in [false, true] {
-            let m = frame(base64, STDOUT, b"hi\x00\xff");
-            assert_eq!(unframe(base64, m), Some((STDOUT, b"hi\x00\xff".to_vec())));
-        }
+    fn channel_messages_map_to_websocket_messages() {
         assert_eq!(frame(false, ERROR, b"x"), Message::binary(vec![3, b'x']));
         assert_eq!(frame(true, STDERR, b"hi"), Message::text("2aGk="));
         assert_eq!(
             unframe(false, Message::text("\u{0}typed")),
-            Some((STDIN, b"typed".to_vec()))
+            Some((STDIN, Bytes::from_static(b"typed")))
         );
-    }
-
-    #[test]
-    fn subprotocol_selection() {
-        assert_eq!(
-            protocol_for(StreamKind::Exec, "v5.channel.k8s.io"),
-            Some(Protocol::Channel {
-                version: 5,
-                base64: false
-            })
-        );
-        assert_eq!(
-            protocol_for(StreamKind::Exec, "SPDY/3.1+portforward.k8s.io"),
-            None
-        );
-        assert_eq!(
-            protocol_for(
-                StreamKind::PortForward,
-                &format!("{SPDY_TUNNEL_PREFIX}portforward.k8s.io")
-            ),
-            Some(Protocol::SpdyTunnel)
-        );
+        assert_eq!(unframe(false, Message::Ping(Bytes::new())), None);
     }
 }

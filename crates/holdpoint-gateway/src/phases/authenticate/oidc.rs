@@ -35,11 +35,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Authenticator, ConnectionInfo, Credential, jwt_crypto};
+use super::jwt_crypto::VerifyingKey;
+use super::{Authenticator, ConnectionInfo, Credential};
 use crate::clock::Clock;
 use crate::config::OidcIssuerConfig;
 use crate::error::GatewayError;
@@ -160,7 +161,8 @@ struct Issuer {
     required_claims: BTreeMap<String, String>,
     /// One `jsonwebtoken` validation per allowed algorithm (signature only: the claims are
     /// checked here, against the injected clock).
-    validations: Vec<(Algorithm, Validation)>,
+    /// The allow-list of JWS algorithms (asymmetric only).
+    algorithms: Vec<Algorithm>,
     leeway: i64,
     min_refresh_ms: i64,
     refresh_every: Duration,
@@ -182,7 +184,7 @@ struct PublicKey {
     kid: Option<String>,
     alg: Option<Algorithm>,
     family: AlgorithmFamily,
-    key: DecodingKey,
+    key: VerifyingKey,
 }
 
 #[derive(Debug, Default)]
@@ -213,7 +215,6 @@ impl OidcAuthenticator {
         issuers: Vec<(OidcIssuerConfig, Arc<dyn JwksFetcher>)>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        jwt_crypto::install();
         let issuers: Vec<Arc<Issuer>> = issuers
             .into_iter()
             .map(|(config, fetcher)| Arc::new(Issuer::new(&config, fetcher, clock.clone())))
@@ -365,6 +366,15 @@ struct RawHeader {
     crit: Option<Value>,
 }
 
+/// The claims of a token whose signature was verified (`signing_input` = header `.` payload).
+fn verified_claims(signing_input: &str) -> Result<Map<String, Value>, Refusal> {
+    let (_, payload) = signing_input.split_once('.').ok_or(Refusal::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| Refusal::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| Refusal::Malformed)
+}
+
 fn raw_header(token: &str) -> Result<RawHeader, Refusal> {
     let header = token.split('.').next().ok_or(Refusal::Malformed)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -379,20 +389,11 @@ impl Issuer {
         fetcher: Arc<dyn JwksFetcher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let validations = config
+        let algorithms = config
             .algorithms
             .iter()
             .filter_map(|a| Algorithm::from_str(a).ok())
             .filter(|a| a.family() != AlgorithmFamily::Hmac)
-            .map(|alg| {
-                let mut v = Validation::new(alg);
-                v.required_spec_claims.clear();
-                v.validate_exp = false;
-                v.validate_nbf = false;
-                v.validate_aud = false;
-                v.leeway = 0;
-                (alg, v)
-            })
             .collect();
         Self {
             issuer: config.issuer.clone(),
@@ -404,7 +405,7 @@ impl Issuer {
             groups_prefix: config.groups_prefix.clone().unwrap_or_default(),
             uid_claim: config.uid_claim.clone(),
             required_claims: config.required_claims.clone(),
-            validations,
+            algorithms,
             leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
             min_refresh_ms: i64::try_from(config.jwks_min_refresh_interval.as_millis())
                 .unwrap_or(i64::MAX),
@@ -438,12 +439,13 @@ impl Issuer {
             return Err(Refusal::Malformed);
         }
         let alg = Algorithm::from_str(&header.alg).map_err(|_| Refusal::AlgorithmNotAllowed)?;
-        let validation = self
-            .validations
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .map(|(_, v)| v)
-            .ok_or(Refusal::AlgorithmNotAllowed)?;
+        if !self.algorithms.contains(&alg) {
+            return Err(Refusal::AlgorithmNotAllowed);
+        }
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(Refusal::Malformed)?;
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| Refusal::Malformed)?;
         let mut keys = self.keys();
         if candidates(&keys, header.kid.as_deref(), alg)
             .next()
@@ -455,10 +457,8 @@ impl Issuer {
         let mut tried = false;
         for key in candidates(&keys, header.kid.as_deref(), alg).take(MAX_KEYS_WITHOUT_KID) {
             tried = true;
-            if let Ok(data) =
-                jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
-            {
-                let (identity, exp) = self.identity(&data.claims)?;
+            if key.key.verify(alg, signing_input.as_bytes(), &signature) {
+                let (identity, exp) = self.identity(&verified_claims(signing_input)?)?;
                 return Ok((identity, exp, keys.generation));
             }
         }
@@ -664,6 +664,9 @@ fn parse_jwks(bytes: &[u8]) -> Result<Vec<PublicKey>, FetchError> {
         if family == AlgorithmFamily::Hmac || alg.is_some_and(|a| a.family() != family) {
             continue;
         }
+        let Some(key) = VerifyingKey::new(&key, alg) else {
+            continue;
+        };
         keys.push(PublicKey {
             kid: jwk.common.key_id.clone(),
             alg,
@@ -762,35 +765,7 @@ impl JwksFetcher for HttpsFetcher {
 fn https_client(
     ca_file: Option<&std::path::Path>,
 ) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err("no trusted CA certificate to verify the issuer".into());
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = crate::tls::client_config(ca_file)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
