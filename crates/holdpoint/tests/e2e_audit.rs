@@ -556,6 +556,7 @@ async fn an_exec_stream_is_a_cast_that_replays() {
         caller: holdpoint_gateway::phases::record::CallerHeaders::from_headers(&headers),
         approval: None,
         begun: true,
+        masked: Default::default(),
     };
     let token = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
     {
@@ -822,7 +823,8 @@ async fn sinks_deliver_every_event_despite_failures() {
     let t = start_audited(move |a| {
         a.sinks.file = Some(holdpoint_gateway::config::FileSinkConfig {
             path: file_cfg,
-            max_bytes: 8 * 1024,
+            // Small enough that ten events (each well over 200 bytes) always rotate it.
+            max_bytes: 2 * 1024,
             max_files: 50,
             format: holdpoint_gateway::config::SinkFormat::Jsonl,
         });
@@ -894,7 +896,14 @@ async fn sinks_deliver_every_event_despite_failures() {
             })
             .collect();
         if in_file == in_store && in_hook == in_store && in_store.len() >= 10 {
-            assert!(files.len() > 1, "the file was rotated: {files:?}");
+            let written: u64 = files
+                .iter()
+                .map(|p| std::fs::metadata(p).unwrap().len())
+                .sum();
+            assert!(
+                files.len() > 1,
+                "the file was rotated ({written} bytes written): {files:?}"
+            );
             break;
         }
         assert!(

@@ -222,6 +222,7 @@ impl Recorder for AuditRecorder {
             content_type,
             lines: by_lines(ex),
             started: ex.started,
+            tally: ex.masked.clone(),
         };
         let capture = Capture::new(self.audit.settings().max_body_bytes, gzip);
         response.map(|inner| {
@@ -280,18 +281,27 @@ struct Pending {
     content_type: Option<String>,
     lines: bool,
     started: Instant,
+    /// What the mask phase masked before this body was captured.
+    tally: crate::phases::MaskTally,
 }
 
 impl Pending {
     fn complete(mut self, capture: Capture, error: Option<String>) {
         let captured = capture.done();
-        let response = body::response(
+        let mut response = body::response(
             self.audit.masker(),
             self.content_type.as_deref(),
             self.lines,
             &captured,
             self.audit.settings().max_body_bytes,
         );
+        // The body was masked by the mask phase on its way to the caller: its counts are what
+        // was masked (this recorder's own pass only finds what the caller was shown revealed).
+        if let Some(r) = &mut response {
+            for (rule, n) in self.tally.get().iter() {
+                *r.meta.masked.entry(rule.to_owned()).or_insert(0) += n;
+            }
+        }
         let h = &mut self.event.holdpoint;
         h.duration_ms = Some(self.started.elapsed().as_secs_f64() * 1000.0);
         h.bytes.response = captured.total;

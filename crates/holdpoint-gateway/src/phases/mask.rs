@@ -310,6 +310,7 @@ impl Masker for EngineMasker {
                 .unwrap_or_default(),
             reveal_rules: ex.reveal.rules.clone(),
             metrics: self.metrics.clone(),
+            tally: ex.masked.clone(),
         };
         Ok(Response::from_parts(parts, body::stream(body)))
     }
@@ -383,6 +384,7 @@ struct MaskingBody {
     user: String,
     reveal_rules: Vec<String>,
     metrics: Arc<Metrics>,
+    tally: super::MaskTally,
 }
 
 impl MaskingBody {
@@ -425,6 +427,7 @@ impl MaskingBody {
         self.reported = true;
         let summary = self.mode.summary();
         self.metrics.observe_mask(summary);
+        self.tally.add(summary);
         if summary.revealed_total() > 0 {
             let kinds: Vec<String> = summary
                 .revealed()

@@ -84,6 +84,32 @@ pub struct Exchange {
     pub approval: Option<ApprovalNote>,
     /// The record phase's `begin` ran and let the request through.
     pub begun: bool,
+    /// What the mask phase masked in the response, filled when the masked body ends: the
+    /// record phase stores these counts with the (already masked) response.
+    pub masked: MaskTally,
+}
+
+/// The mask phase's counts for one response, shared with the record phase (the masked body
+/// ends before the recording body that wraps it).
+#[derive(Clone, Debug, Default)]
+pub struct MaskTally(Arc<std::sync::Mutex<holdpoint_mask::MaskSummary>>);
+
+impl MaskTally {
+    /// Adds what a masked body counted.
+    pub fn add(&self, summary: &holdpoint_mask::MaskSummary) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .merge(summary);
+    }
+
+    /// What was counted so far.
+    pub fn get(&self) -> holdpoint_mask::MaskSummary {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +139,7 @@ impl Exchange {
             caller: Default::default(),
             approval: None,
             begun: false,
+            masked: MaskTally::default(),
         }
     }
 }
@@ -176,6 +203,7 @@ impl Pipeline {
             caller: CallerHeaders::from_headers(req.headers()),
             approval: None,
             begun: false,
+            masked: MaskTally::default(),
         };
         let response = match self.run(req, conn, &mut ex).await {
             Ok(resp) => resp,
