@@ -594,7 +594,7 @@ async fn an_exec_stream_is_a_cast_that_replays() {
         });
         stream.event(StreamEvent::Closed {
             at: ms(400),
-            status: Some("Success".into()),
+            status: Some(r#"{"metadata":{},"status":"Success"}"#.into()),
         });
     }
     drop(recorder);
@@ -622,7 +622,7 @@ async fn an_exec_stream_is_a_cast_that_replays() {
     );
     let shown = holdpoint_ok(&["sessions", "show", sid, "--config", &cfg]).await;
     assert!(
-        shown.contains("exec stream") && shown.contains("exit Success"),
+        shown.contains("exec stream") && shown.contains("exit 0 (Success)"),
         "{shown}"
     );
 
@@ -675,6 +675,129 @@ async fn an_exec_stream_is_a_cast_that_replays() {
     );
     let verified = holdpoint_bin(&["audit", "verify", "--config", &cfg]).await;
     assert!(verified.status.success(), "{}", output_text(&verified));
+}
+
+/// The literal `DATABASE_PASSWORD` of the emulator's demo pods.
+const DB_PASSWORD: &str = "hunter2-Pr0d-DB-pa55";
+
+/// Real kubectl exec through the gateway, on both of kubectl's transports: the stored cast holds
+/// exactly what kubectl printed (masked), what was typed on stdin (masked), and the exit status;
+/// `sessions replay` plays it back with the same output and `--export` writes a v2 cast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_exec_is_recorded_and_replays_the_same_output() {
+    let t = start_audited(|_| {}).await;
+    let cfg = config(&t);
+    let typed = format!("echo typed\npassword={CANARY}\n");
+    let mut known = std::collections::HashSet::new();
+    let exports = tempfile::tempdir().unwrap();
+    for (transport, envs) in [
+        ("websocket", &[][..]),
+        (
+            "spdy",
+            &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..],
+        ),
+    ] {
+        // `env` prints the pod's environment, a database password among it; `cat` with stdin
+        // gives back what was typed.
+        type Run<'a> = (&'a str, &'a [&'a str], Option<&'a [u8]>);
+        let runs: [Run; 2] = [
+            ("env", &["exec", "web-0", "-n", "demo", "--", "env"], None),
+            (
+                "cat",
+                &["exec", "-i", "web-0", "-n", "demo", "--", "cat"],
+                Some(typed.as_bytes()),
+            ),
+        ];
+        for (command, args, stdin) in runs {
+            let out = t.kubectl_env(args, stdin, envs).await;
+            assert!(out.status.success(), "{transport}: {}", output_text(&out));
+            let shown = String::from_utf8(out.stdout).unwrap();
+            assert!(!shown.contains(DB_PASSWORD), "{transport}: {shown}");
+            if command == "env" {
+                assert!(shown.contains("HOSTNAME=web-0"), "{transport}: {shown}");
+            } else {
+                assert!(shown.starts_with("echo typed\n"), "{transport}: {shown}");
+            }
+            // The stream's event is written when the stream closes: the new exec session.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let session = loop {
+                let listed: Value = serde_json::from_str(
+                    &holdpoint_ok(&["sessions", "list", "--config", &cfg, "--json"]).await,
+                )
+                .unwrap();
+                let fresh = listed.as_array().unwrap().iter().find(|s| {
+                    s["streams"].as_u64() == Some(1)
+                        && s["commands"] == serde_json::json!(["kubectl exec"])
+                        && !known.contains(s["id"].as_str().unwrap())
+                });
+                if let Some(s) = fresh {
+                    break s.clone();
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{transport} {command}: no new exec session: {listed:#}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            known.insert(session["id"].as_str().unwrap().to_owned());
+            let sid = session["id"].as_str().unwrap().to_owned();
+            let out = exports.path().join(format!("{transport}-{command}"));
+            holdpoint_ok(&[
+                "sessions",
+                "replay",
+                &sid,
+                "--config",
+                &cfg,
+                "--export",
+                &out.display().to_string(),
+            ])
+            .await;
+            let cast_file = std::fs::read_dir(&out)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == "cast"))
+                .unwrap_or_else(|| panic!("{transport} {command}: a .cast file in {out:?}"));
+            let cast = std::fs::read_to_string(cast_file).unwrap();
+            assert!(!cast.contains(DB_PASSWORD), "{transport}: {cast}");
+            assert!(!cast.contains(CANARY), "typed secrets are masked: {cast}");
+            let mut lines = cast.lines();
+            let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            assert_eq!(header["version"], 2);
+            let (mut output, mut input) = (String::new(), String::new());
+            for line in lines {
+                let (_, code, data): (f64, String, String) = serde_json::from_str(line).unwrap();
+                match code.as_str() {
+                    "o" => output.push_str(&data),
+                    "i" => input.push_str(&data),
+                    _ => {}
+                }
+            }
+            assert_eq!(
+                output, shown,
+                "{transport} {command}: the cast is what kubectl printed"
+            );
+            if command == "cat" {
+                assert!(input.starts_with("echo typed\npassword="), "{input:?}");
+                assert!(input.contains("[MASKED]"), "{input:?}");
+            }
+            let replayed = holdpoint_ok(&[
+                "sessions", "replay", &sid, "--config", &cfg, "--speed", "1000",
+            ])
+            .await;
+            assert!(
+                replayed.contains(shown.as_str()),
+                "{transport} {command}: replay {replayed:?} vs {shown:?}"
+            );
+            let shown_session = holdpoint_ok(&["sessions", "show", &sid, "--config", &cfg]).await;
+            assert!(
+                shown_session.contains("exec stream") && shown_session.contains("exit 0 (Success)"),
+                "{shown_session}"
+            );
+        }
+    }
+    let verified = holdpoint_bin(&["audit", "verify", "--config", &cfg]).await;
+    assert!(verified.status.success(), "{}", output_text(&verified));
+    t.env.shutdown().await;
 }
 
 // ------------------------------------------------------------------ retention and sinks

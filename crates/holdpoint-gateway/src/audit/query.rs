@@ -414,10 +414,7 @@ pub fn timeline(events: &[Stored], bodies: bool) -> String {
                 s.kind,
                 s.bytes_in,
                 s.bytes_out,
-                s.exit_status
-                    .as_deref()
-                    .map(|x| format!(", exit {x}"))
-                    .unwrap_or_default(),
+                s.exit_status.as_deref().map(exit_text).unwrap_or_default(),
                 if s.kind == "portforward" {
                     format!(", {} connections", s.connections.len())
                 } else {
@@ -609,6 +606,22 @@ pub fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
         }
     };
     now.checked_sub(back).map_err(|e| e.to_string())
+}
+
+/// How `sessions show` reads a stream's exit status: `exit 0`, `exit 3`, or the status text
+/// when it is not an exit code (the process may never have run).
+fn exit_text(status: &str) -> String {
+    match kube_streams::status::exit_code(status) {
+        Some(0) => ", exit 0 (Success)".into(),
+        Some(code) => format!(", exit {code}"),
+        None => {
+            let message = serde_json::from_str::<serde_json::Value>(status)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| status.trim().to_owned());
+            format!(", ended with: {message}")
+        }
+    }
 }
 
 #[cfg(test)]

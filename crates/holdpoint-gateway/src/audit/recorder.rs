@@ -237,7 +237,8 @@ impl Recorder for AuditRecorder {
 
     fn stream(&self, ex: &Exchange) -> Option<Box<dyn StreamRecorder>> {
         let mut event = self.event(ex, "ResponseComplete");
-        event.set_status(ex.status, None);
+        // A stream is recorded only once the upstream switched protocols.
+        event.set_status(http::StatusCode::SWITCHING_PROTOCOLS.as_u16(), None);
         let kind = ex
             .info
             .as_ref()
