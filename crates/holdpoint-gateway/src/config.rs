@@ -139,6 +139,14 @@ pub struct AuditConfig {
     /// Most events written in one transaction (group commit).
     #[serde(default = "default_audit_batch")]
     pub max_batch: usize,
+    /// How long a batch holding only events nobody waits for (reads) may wait for more events
+    /// before it is written: fewer, larger transactions. A mutation's event is never delayed
+    /// (it is written at once, with whatever is queued). `0s`: never wait.
+    #[serde(
+        default = "default_audit_batch_delay",
+        deserialize_with = "de_duration"
+    )]
+    pub batch_delay: Duration,
     /// Most events waiting to be written; beyond it events of reads are dropped (and counted)
     /// and mutations refused.
     #[serde(default = "default_audit_queue")]
@@ -262,6 +270,7 @@ impl Default for AuditConfig {
             checkpoint_interval: default_checkpoint_interval(),
             signing_key_file: None,
             max_batch: default_audit_batch(),
+            batch_delay: default_audit_batch_delay(),
             max_queue: default_audit_queue(),
             auditors: Principals::default(),
             retention: RetentionConfig::default(),
@@ -304,6 +313,9 @@ impl AuditConfig {
         }
         if self.max_batch == 0 || self.max_batch > 10_000 {
             out.push("audit.max_batch must be between 1 and 10000".into());
+        }
+        if self.batch_delay > Duration::from_secs(1) {
+            out.push("audit.batch_delay must be at most 1s".into());
         }
         if self.max_queue < self.max_batch {
             out.push("audit.max_queue must be at least audit.max_batch".into());
@@ -777,6 +789,10 @@ fn default_checkpoint_interval() -> Duration {
 }
 fn default_audit_batch() -> usize {
     512
+}
+
+fn default_audit_batch_delay() -> Duration {
+    Duration::from_millis(10)
 }
 fn default_audit_queue() -> usize {
     100_000

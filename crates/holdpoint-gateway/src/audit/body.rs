@@ -184,13 +184,15 @@ impl Captured {
     }
 }
 
-/// Masks and encodes a captured response body.
+/// Masks and encodes a captured response body; `premasked`: the mask phase already masked it
+/// whole (JSON and text are then stored as they are).
 pub fn response(
     masker: &Masker,
     content_type: Option<&str>,
     lines: bool,
     captured: &Captured,
     cap: usize,
+    premasked: bool,
 ) -> Option<Encoded> {
     if captured.total == 0 {
         return None;
@@ -233,7 +235,11 @@ pub fn response(
         } else {
             body
         };
-        (mask_lines(masker, usable, &mut summary), "lines")
+        if premasked {
+            (usable.to_vec(), "lines")
+        } else {
+            (mask_lines(masker, usable, &mut summary), "lines")
+        }
     } else if matches!(format, BodyFormat::Json) {
         if cut {
             return Some(cut_meta(
@@ -242,12 +248,16 @@ pub fn response(
                 "longer than the cap: a partial object cannot be masked, so it is not stored",
             ));
         }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(mut value) => {
-                masker.mask_value_into(&mut value, &mut summary);
-                (serde_json::to_vec(&value).unwrap_or_default(), "json")
+        if premasked {
+            (body.to_vec(), "json")
+        } else {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(mut value) => {
+                    masker.mask_value_into(&mut value, &mut summary);
+                    (serde_json::to_vec(&value).unwrap_or_default(), "json")
+                }
+                Err(_) => (text(masker, body, &mut summary), "text"),
             }
-            Err(_) => (text(masker, body, &mut summary), "text"),
         }
     } else {
         return Some(not_stored(
@@ -578,6 +588,7 @@ mod tests {
             true,
             &c,
             1 << 20,
+            false,
         )
         .unwrap();
         let text = stored(&e);
@@ -597,7 +608,7 @@ mod tests {
             "{{\"kind\":\"SecretList\",\"items\":[{{\"data\":{{\"k\":\"{CANARY_B64}\"}}}}]}}"
         );
         let c = capture(body.as_bytes(), 20, false);
-        let e = response(&masker(), Some("application/json"), false, &c, 20).unwrap();
+        let e = response(&masker(), Some("application/json"), false, &c, 20, false).unwrap();
         assert!(e.blob.is_none());
         assert!(e.meta.truncated);
     }
@@ -609,9 +620,38 @@ mod tests {
         gz.write_all(body.as_bytes()).unwrap();
         let gz = gz.finish().unwrap();
         let c = capture(&gz, 1 << 16, true);
-        let e = response(&masker(), Some("application/json"), false, &c, 1 << 16).unwrap();
+        let e = response(
+            &masker(),
+            Some("application/json"),
+            false,
+            &c,
+            1 << 16,
+            false,
+        )
+        .unwrap();
         let v: Value = serde_json::from_str(&stored(&e)).unwrap();
         assert_eq!(v["data"]["k"], holdpoint_mask::DATA_PLACEHOLDER);
+    }
+
+    #[test]
+    fn a_premasked_body_is_stored_as_the_caller_got_it() {
+        let body = br#"{"kind":"ConfigMap","data":{"note":"password=[MASKED]"}}"#;
+        let c = capture(body, 1 << 16, false);
+        let e = response(
+            &masker(),
+            Some("application/json"),
+            false,
+            &c,
+            1 << 16,
+            true,
+        )
+        .unwrap();
+        assert_eq!(stored(&e).as_bytes(), body);
+        assert_eq!(e.meta.format, "json");
+        let lines = b"line one\nline two\n";
+        let c = capture(lines, 1 << 16, false);
+        let e = response(&masker(), Some("text/plain"), true, &c, 1 << 16, true).unwrap();
+        assert_eq!(stored(&e).as_bytes(), lines);
     }
 
     #[test]

@@ -186,6 +186,7 @@ impl Audit {
             signer: signer.clone(),
             clock: clock.clone(),
             max_batch: config.max_batch,
+            batch_delay: config.batch_delay,
             session_gap: config.session_gap,
             checkpoint_every: config.checkpoint_every_events,
             checkpoint_interval: config.checkpoint_interval,
@@ -378,4 +379,84 @@ pub async fn append_action(
         .append_audit(&[admin_record(action, now, None)], session_gap)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn event(id: &str) -> NewAuditEvent {
+        NewAuditEvent {
+            audit_id: id.into(),
+            kind: "request".into(),
+            at: jiff::Timestamp::now(),
+            username: Some("demo-agent".into()),
+            session: SessionKey::Fixed("s-test".into()),
+            event: format!(r#"{{"auditID":"{id}"}}"#),
+            request_body: None,
+            response_body: None,
+        }
+    }
+
+    async fn stored(store: &Store) -> Vec<String> {
+        store
+            .audit_events(&holdpoint_store::AuditFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.audit_id)
+            .collect()
+    }
+
+    /// Reads' events gather for `batch_delay` (one transaction); a mutation's event is written
+    /// at once, and takes the waiting reads' events with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_gather_for_the_batch_delay_and_mutations_never_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let config = AuditConfig {
+            batch_delay: Duration::from_secs(1),
+            ..AuditConfig::default()
+        };
+        let cancel = CancellationToken::new();
+        let (audit, background) = Audit::start(
+            store.clone(),
+            &config,
+            dir.path(),
+            "test".into(),
+            &Arc::new(Metrics::default()),
+            Arc::new(crate::clock::SystemClock),
+            cancel.clone(),
+        )
+        .unwrap();
+        let background = tokio::spawn(background);
+
+        assert!(audit.submit(event("read-1")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            stored(&store).await.is_empty(),
+            "the read waits for company"
+        );
+        let started = Instant::now();
+        audit.write(event("mutation-1")).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(800),
+            "a mutation never waits for the batch delay: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(stored(&store).await, ["read-1", "mutation-1"]);
+
+        // a read alone is written once the delay is over
+        assert!(audit.submit(event("read-2")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored(&store).await.len() < 3 {
+            assert!(Instant::now() < deadline, "the read was never written");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(audit);
+        cancel.cancel();
+        background.await.unwrap();
+    }
 }

@@ -289,17 +289,21 @@ struct Pending {
 impl Pending {
     fn complete(mut self, capture: Capture, error: Option<String>) {
         let captured = capture.done();
+        // A body the mask phase masked to its end, with nothing revealed, is stored as the
+        // caller got it (masking it again would find nothing); anything else is masked here.
+        let tally = self.tally.get();
+        let premasked = tally.complete && tally.summary.revealed_total() == 0;
         let mut response = body::response(
             self.audit.masker(),
             self.content_type.as_deref(),
             self.lines,
             &captured,
             self.audit.settings().max_body_bytes,
+            premasked,
         );
-        // The body was masked by the mask phase on its way to the caller: its counts are what
-        // was masked (this recorder's own pass only finds what the caller was shown revealed).
+        // The mask phase's counts are what was masked on the way to the caller.
         if let Some(r) = &mut response {
-            for (rule, n) in self.tally.get().iter() {
+            for (rule, n) in tally.summary.iter() {
                 *r.meta.masked.entry(rule.to_owned()).or_insert(0) += n;
             }
         }
@@ -602,6 +606,7 @@ pub fn record_execution(
                 false,
                 &captured,
                 settings.max_body_bytes,
+                false,
             );
             (result.status, encoded, result.body.len() as u64)
         }

@@ -27,6 +27,7 @@ pub(super) struct Writer {
     pub signer: Arc<AuditSigner>,
     pub clock: Arc<dyn Clock>,
     pub max_batch: usize,
+    pub batch_delay: Duration,
     pub session_gap: Duration,
     pub checkpoint_every: u64,
     pub checkpoint_interval: Duration,
@@ -74,6 +75,9 @@ impl Writer {
             }
             if events.is_empty() {
                 continue;
+            }
+            if open && backoff.is_zero() {
+                self.linger(&mut events, &mut dones).await;
             }
             let n = events.len().min(self.max_batch);
             match self
@@ -149,6 +153,39 @@ impl Writer {
             }
         }
         self.checkpoint(&mut since_checkpoint).await;
+    }
+
+    /// Lets a batch that nobody waits for (events of reads) gather more events for up to
+    /// `batch_delay`: one transaction instead of many. Returns at once when an event somebody
+    /// waits for (a mutation's) is queued, or when the batch is full.
+    async fn linger(&mut self, events: &mut Vec<NewAuditEvent>, dones: &mut Vec<Done>) {
+        if self.batch_delay.is_zero() || dones.iter().any(Option::is_some) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.batch_delay;
+        while events.len() < self.max_batch {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(job)) => {
+                    let waited_for = job.done.is_some();
+                    events.push(job.event);
+                    dones.push(job.done);
+                    if waited_for {
+                        break;
+                    }
+                }
+                // the channel closed (stopping) or the delay is over
+                Ok(None) | Err(_) => break,
+            }
+        }
+        while events.len() < self.max_batch {
+            match self.rx.try_recv() {
+                Ok(job) => {
+                    events.push(job.event);
+                    dones.push(job.done);
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn written(&self, n: usize) {

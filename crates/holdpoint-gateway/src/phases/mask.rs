@@ -311,6 +311,7 @@ impl Masker for EngineMasker {
             reveal_rules: ex.reveal.rules.clone(),
             metrics: self.metrics.clone(),
             tally: ex.masked.clone(),
+            ended: false,
         };
         Ok(Response::from_parts(parts, body::stream(body)))
     }
@@ -385,6 +386,8 @@ struct MaskingBody {
     reveal_rules: Vec<String>,
     metrics: Arc<Metrics>,
     tally: super::MaskTally,
+    /// The body was masked to its end (not cut by an error or the caller leaving).
+    ended: bool,
 }
 
 impl MaskingBody {
@@ -427,7 +430,7 @@ impl MaskingBody {
         self.reported = true;
         let summary = self.mode.summary();
         self.metrics.observe_mask(summary);
-        self.tally.add(summary);
+        self.tally.add(summary, self.ended);
         if summary.revealed_total() > 0 {
             let kinds: Vec<String> = summary
                 .revealed()
@@ -492,6 +495,7 @@ impl http_body::Body for MaskingBody {
                     if let Err(e) = this.end(&mut out) {
                         return Poll::Ready(Some(Err(this.fail(e))));
                     }
+                    this.ended = true;
                     this.report();
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));

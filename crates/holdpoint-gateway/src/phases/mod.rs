@@ -92,19 +92,30 @@ pub struct Exchange {
 /// The mask phase's counts for one response, shared with the record phase (the masked body
 /// ends before the recording body that wraps it).
 #[derive(Clone, Debug, Default)]
-pub struct MaskTally(Arc<std::sync::Mutex<holdpoint_mask::MaskSummary>>);
+pub struct MaskTally(Arc<std::sync::Mutex<Tally>>);
+
+/// What [`MaskTally`] holds.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// What was masked (and revealed).
+    pub summary: holdpoint_mask::MaskSummary,
+    /// The mask phase masked the whole body to its end: what the caller got is masked.
+    pub complete: bool,
+}
 
 impl MaskTally {
-    /// Adds what a masked body counted.
-    pub fn add(&self, summary: &holdpoint_mask::MaskSummary) {
-        self.0
+    /// Adds what a masked body counted; `complete` when the body was masked to its end.
+    pub fn add(&self, summary: &holdpoint_mask::MaskSummary, complete: bool) {
+        let mut t = self
+            .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .merge(summary);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.summary.merge(summary);
+        t.complete = complete;
     }
 
     /// What was counted so far.
-    pub fn get(&self) -> holdpoint_mask::MaskSummary {
+    pub fn get(&self) -> Tally {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
