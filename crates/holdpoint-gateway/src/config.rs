@@ -77,6 +77,10 @@ pub struct MaskConfig {
     /// masked to that group.
     #[serde(default)]
     pub detectors: Vec<holdpoint_mask::CustomDetector>,
+    /// Fields of named kinds (custom resources) whose values are always masked:
+    /// `{name, kind, api_version?, fields: [spec.password, spec.items[*].token, data.*]}`.
+    #[serde(default)]
+    pub field_rules: Vec<holdpoint_mask::FieldRule>,
     /// Largest single JSON value held while masking (one list item, one watch event, a
     /// non-list object). Lists stream item by item, so this bounds memory per response; a
     /// larger value ends the response with an error (fail closed).
@@ -95,6 +99,7 @@ impl Default for MaskConfig {
             env_name_patterns: default_env_name_patterns(),
             builtin_detectors: true,
             detectors: Vec::new(),
+            field_rules: Vec::new(),
             max_value_bytes: default_mask_max_value_bytes(),
             max_line_bytes: default_mask_max_line_bytes(),
         }
@@ -286,6 +291,7 @@ impl MaskConfig {
             env_name_patterns: self.env_name_patterns.clone(),
             builtin_detectors: self.builtin_detectors,
             detectors: self.detectors.clone(),
+            field_rules: self.field_rules.clone(),
         }
     }
 }

@@ -206,11 +206,14 @@ pub async fn start_with(
         let (audit, writer) = Audit::start(
             store.clone(),
             &config.audit,
-            &config.data_dir,
-            config.instance_name(),
-            &metrics,
-            clock.clone(),
-            cancel.clone(),
+            &config.mask.engine(),
+            crate::audit::AuditRuntime {
+                data_dir: &config.data_dir,
+                instance: config.instance_name(),
+                metrics: &metrics,
+                clock: clock.clone(),
+                cancel: cancel.clone(),
+            },
         )?;
         tasks.spawn(writer);
         Some(audit)

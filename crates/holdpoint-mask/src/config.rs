@@ -1,4 +1,4 @@
-//! The masking configuration: env-name patterns and custom text detectors.
+//! The masking configuration: env-name patterns, custom text detectors and field rules.
 
 use serde::Deserialize;
 
@@ -28,6 +28,8 @@ pub struct MaskConfig {
     pub builtin_detectors: bool,
     /// Extra text detectors.
     pub detectors: Vec<CustomDetector>,
+    /// Fields of named kinds whose values are always masked (custom resources).
+    pub field_rules: Vec<crate::FieldRule>,
 }
 
 impl Default for MaskConfig {
@@ -39,6 +41,7 @@ impl Default for MaskConfig {
                 .collect(),
             builtin_detectors: true,
             detectors: Vec::new(),
+            field_rules: Vec::new(),
         }
     }
 }
@@ -56,8 +59,18 @@ pub struct CustomDetector {
 
 impl MaskConfig {
     /// Checks the configuration: non-empty env patterns, unique non-empty detector names,
-    /// compiling regexes.
+    /// compiling regexes, readable field rules with unique names.
     pub fn validate(&self) -> Result<(), MaskError> {
+        let mut rule_names = std::collections::BTreeSet::new();
+        for (index, rule) in self.field_rules.iter().enumerate() {
+            rule.validate(index)?;
+            if !rule_names.insert(rule.name.as_str()) {
+                return Err(MaskError::BadFieldRule {
+                    index,
+                    reason: format!("{}: duplicate name", rule.name),
+                });
+            }
+        }
         for (index, p) in self.env_name_patterns.iter().enumerate() {
             if p.trim().is_empty() {
                 return Err(MaskError::EmptyEnvPattern { index });

@@ -26,6 +26,7 @@
 pub mod body;
 pub mod config;
 pub mod detect;
+pub mod fields;
 pub mod lines;
 mod raw;
 pub mod stream;
@@ -38,6 +39,7 @@ use std::collections::BTreeSet;
 pub use body::{BodyKind, MaskedBody};
 pub use config::{CustomDetector, MaskConfig};
 pub use detect::{Finding, TextMasker};
+pub use fields::FieldRule;
 pub use lines::LineStream;
 pub use stream::{JsonStream, StreamError};
 pub use structural::Masker;
@@ -106,6 +108,14 @@ pub enum MaskError {
         index: usize,
         /// What is wrong with the name.
         reason: &'static str,
+    },
+    /// A field rule is incomplete or has a selector that cannot be read.
+    #[error("mask.field_rules[{index}]: {reason}")]
+    BadFieldRule {
+        /// Position in the list.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A custom detector's regex does not compile.
     #[error("mask.detectors[{index}] ({name}): invalid regex: {source}")]

@@ -127,11 +127,12 @@ pub(crate) fn mask_value_bytes(
 pub(crate) fn mask_row_bytes(
     m: &Masker,
     bytes: &[u8],
+    columns: &[usize],
     reveal: &Reveal,
     summary: &mut MaskSummary,
 ) -> Result<Vec<u8>, Invalid> {
     let mut v: Value = serde_json::from_slice(bytes).map_err(|_| Invalid)?;
-    m.mask_table_row(&mut v, reveal, summary);
+    m.mask_table_row_with(&mut v, columns, reveal, summary);
     serde_json::to_vec(&v).map_err(|_| Invalid)
 }
 
@@ -633,6 +634,10 @@ impl<'a> Walker<'_, 'a> {
                 self.replace(edits_start, la, Cow::Owned(json));
                 changed = true;
             }
+        }
+        if kind.is_some_and(|k| self.m.has_field_rules(k)) {
+            // configured field rules are applied by the structural walker
+            return Err(Stop::Slow);
         }
         match kind {
             Some("Table") => return Err(Stop::Slow),

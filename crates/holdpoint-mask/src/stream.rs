@@ -39,6 +39,9 @@ pub enum StreamError {
     /// A list names its `kind` after its items.
     #[error("the response names its kind after its items")]
     KindAfterItems,
+    /// A Table names its columns after its rows, and some columns must be masked.
+    #[error("the response names its table columns after its rows")]
+    ColumnsAfterRows,
     /// The body ended inside a value.
     #[error("the response ended in the middle of a JSON value")]
     Truncated,
@@ -138,6 +141,8 @@ struct Elements {
     list_kind: String,
     item_kind: Option<String>,
     rows: bool,
+    /// The Table columns whose cells are always masked (field rules' `columns`).
+    columns: Vec<usize>,
     emitted: u64,
     sep: Sep,
     pending: Option<Pending>,
@@ -431,6 +436,16 @@ impl JsonStream {
             // the members before the array, masked as one object, then the array opens
             st.raw.push(b'}');
             let header = std::mem::take(&mut st.raw);
+            let columns = if rows && m.has_table_columns() {
+                let head: serde_json::Value =
+                    serde_json::from_slice(&header).map_err(|_| invalid)?;
+                let Some(definitions) = head.get("columnDefinitions") else {
+                    return Err(StreamError::ColumnsAfterRows);
+                };
+                m.masked_columns(Some(definitions))
+            } else {
+                Vec::new()
+            };
             let masked = raw::mask_value_bytes(m, &header, None, &self.reveal, &mut self.summary)
                 .map_err(|_| invalid)?;
             let inner = strip_braces(&masked).ok_or(invalid)?;
@@ -454,6 +469,7 @@ impl JsonStream {
                 list_kind,
                 item_kind,
                 rows,
+                columns,
                 emitted: 0,
                 sep: Sep::Start,
                 pending: None,
@@ -515,8 +531,9 @@ impl JsonStream {
                 out.push(b',');
             }
             if el.rows {
-                let row = raw::mask_row_bytes(m, item, &self.reveal, &mut self.summary)
-                    .map_err(|_| invalid)?;
+                let row =
+                    raw::mask_row_bytes(m, item, &el.columns, &self.reveal, &mut self.summary)
+                        .map_err(|_| invalid)?;
                 out.extend_from_slice(&row);
             } else {
                 raw::mask_into(

@@ -39,6 +39,10 @@ pub struct Masker {
     text: TextMasker,
     /// Lowercased env-name fragments.
     env_patterns: Vec<String>,
+    /// Configured field rules, by kind.
+    field_rules: std::collections::HashMap<String, Vec<crate::fields::CompiledRule>>,
+    /// Lowercased `Table` column names whose cells are always masked (from field rules).
+    table_columns: std::collections::HashSet<String>,
 }
 
 /// Where the pod spec of a kind is, as a path of object keys.
@@ -77,14 +81,61 @@ impl Masker {
     /// Compiles a configuration (validates it first).
     pub fn new(config: &MaskConfig) -> Result<Self, MaskError> {
         let text = TextMasker::new(config)?;
+        let mut field_rules: std::collections::HashMap<String, Vec<_>> = Default::default();
+        for (index, rule) in config.field_rules.iter().enumerate() {
+            let (kind, compiled) = rule
+                .compile()
+                .map_err(|reason| MaskError::BadFieldRule { index, reason })?;
+            field_rules.entry(kind).or_default().push(compiled);
+        }
+        let table_columns = config
+            .field_rules
+            .iter()
+            .flat_map(|r| r.columns.iter().map(|c| c.trim().to_lowercase()))
+            .collect();
         Ok(Self {
             text,
+            field_rules,
+            table_columns,
             env_patterns: config
                 .env_name_patterns
                 .iter()
                 .map(|p| p.to_lowercase())
                 .collect(),
         })
+    }
+
+    /// Whether field rules name Table columns to mask.
+    pub(crate) fn has_table_columns(&self) -> bool {
+        !self.table_columns.is_empty()
+    }
+
+    /// The indexes of a Table's columns (its `columnDefinitions`) whose cells are always
+    /// masked.
+    pub(crate) fn masked_columns(&self, definitions: Option<&Value>) -> Vec<usize> {
+        if self.table_columns.is_empty() {
+            return Vec::new();
+        }
+        definitions
+            .and_then(Value::as_array)
+            .map(|defs| {
+                defs.iter()
+                    .enumerate()
+                    .filter(|(_, d)| {
+                        d.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| self.table_columns.contains(&n.trim().to_lowercase()))
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether configured field rules name `kind` (the raw fast path leaves those objects to
+    /// the structural walker).
+    pub(crate) fn has_field_rules(&self, kind: &str) -> bool {
+        !self.field_rules.is_empty() && self.field_rules.contains_key(kind)
     }
 
     /// The text detectors, for texts that are not objects (logs, exec output, event messages).
@@ -126,7 +177,20 @@ impl Masker {
     /// Masks one row of a `Table` (`{"cells": [...], "object": {...}}`) as it would be masked
     /// inside its Table: cells equal to a value of the row's Secret, then the row's contents.
     pub fn mask_table_row(&self, row: &mut Value, reveal: &Reveal, summary: &mut MaskSummary) {
+        self.mask_table_row_with(row, &[], reveal, summary);
+    }
+
+    /// [`Masker::mask_table_row`], with the indexes of the columns whose cells are always
+    /// masked (see [`crate::FieldRule::columns`]).
+    pub(crate) fn mask_table_row_with(
+        &self,
+        row: &mut Value,
+        columns: &[usize],
+        reveal: &Reveal,
+        summary: &mut MaskSummary,
+    ) {
         if let Value::Object(map) = row {
+            mask_column_cells(map, columns, summary);
             self.mask_row_cells(map, reveal, summary);
         }
         self.walk(row, None, reveal, summary);
@@ -327,6 +391,11 @@ impl Masker {
             }
             None => {}
         }
+        if let Some(rules) = kind.as_deref().and_then(|k| self.field_rules.get(k)) {
+            for rule in rules {
+                rule.apply(map, s);
+            }
+        }
         self.mask_last_applied(map, r, s);
         let item_kind: Option<String> = kind
             .as_deref()
@@ -461,11 +530,13 @@ impl Masker {
     /// raw or base64-decoded, are masked (printer columns can show data fields). Other cells
     /// get the text detectors in the walk.
     fn mask_table_cells(&self, map: &mut Map<String, Value>, r: &Reveal, s: &mut MaskSummary) {
+        let columns = self.masked_columns(map.get("columnDefinitions"));
         let Some(Value::Array(rows)) = map.get_mut("rows") else {
             return;
         };
         for row in rows {
             if let Some(row) = row.as_object_mut() {
+                mask_column_cells(row, &columns, s);
                 self.mask_row_cells(row, r, s);
             }
         }
@@ -490,6 +561,25 @@ impl Masker {
                 *c = PLACEHOLDER.to_owned();
                 s.add("table.cell");
             }
+        }
+    }
+}
+
+/// Masks the cells of `columns` in a Table row.
+fn mask_column_cells(row: &mut Map<String, Value>, columns: &[usize], s: &mut MaskSummary) {
+    if columns.is_empty() {
+        return;
+    }
+    let Some(Value::Array(cells)) = row.get_mut("cells") else {
+        return;
+    };
+    for &i in columns {
+        if let Some(cell) = cells.get_mut(i)
+            && !cell.is_null()
+            && cell.as_str() != Some(PLACEHOLDER)
+        {
+            *cell = Value::String(PLACEHOLDER.to_owned());
+            s.add("table.column");
         }
     }
 }

@@ -514,11 +514,14 @@ async fn an_exec_stream_is_a_cast_that_replays() {
     let (audit, writer) = holdpoint_gateway::audit::Audit::start(
         store.clone(),
         &config.audit,
-        &config.data_dir,
-        "test".into(),
-        &metrics,
-        std::sync::Arc::new(holdpoint_gateway::clock::SystemClock),
-        cancel.clone(),
+        &config.mask.engine(),
+        holdpoint_gateway::audit::AuditRuntime {
+            data_dir: &config.data_dir,
+            instance: "test".into(),
+            metrics: &metrics,
+            clock: std::sync::Arc::new(holdpoint_gateway::clock::SystemClock),
+            cancel: cancel.clone(),
+        },
     )
     .unwrap();
     let writer = tokio::spawn(writer);

@@ -216,6 +216,21 @@ async fn apply(t: &TestEnv, objects: Vec<Value>) {
     upstream_kubectl(t, &["apply", "-f", "-"], Some(list)).await;
 }
 
+/// Waits until the upstream serves a CRD (a real cluster establishes it after a moment).
+async fn established(t: &TestEnv, crd: &str) {
+    let _ = upstream_kubectl(
+        t,
+        &[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd}"),
+            "--timeout=30s",
+        ],
+        None,
+    )
+    .await;
+}
+
 struct Seeded {
     t: TestEnv,
     c: Canaries,
@@ -230,18 +245,7 @@ async fn seeded_env(t: TestEnv) -> Seeded {
         ],
     )
     .await;
-    // a real cluster establishes the CRD after a moment
-    let _ = upstream_kubectl(
-        &t,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/vaults.example.com",
-            "--timeout=30s",
-        ],
-        None,
-    )
-    .await;
+    established(&t, "vaults.example.com").await;
     apply(&t, seed_objects()).await;
     Seeded { t, c: canaries() }
 }
@@ -1292,4 +1296,177 @@ async fn executed_approval_answers_are_masked() {
     assert!(content_type(&answer.head).starts_with("application/json"));
     s.c.assert_absent("executed approval", answer.body.as_bytes());
     assert_eq!(answer.status_json()["data"]["password"], DATA_MASKED);
+}
+
+// ------------------------------------------------------------------ field rules from the config
+
+const FIELD_CANARY: &str = "plainFieldCanary81";
+
+fn vault_static_secret_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "vaultstaticsecrets.secrets.example.com"},
+        "spec": {"group": "secrets.example.com", "scope": "Namespaced",
+            "names": {"plural": "vaultstaticsecrets", "singular": "vaultstaticsecret",
+                      "kind": "VaultStaticSecret", "listKind": "VaultStaticSecretList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "additionalPrinterColumns": [
+                    {"name": "Path", "type": "string", "jsonPath": ".spec.path"},
+                    {"name": "Password", "type": "string", "jsonPath": ".spec.password"}]}]}})
+}
+
+/// A field rule (`mask.field_rules`) masks a custom resource's field whose value no detector
+/// would flag, every way it can be read: get and list as JSON and YAML, across namespaces,
+/// `kubectl get` (a Table with metadata-only rows: the printer column named by the rule),
+/// `describe`, Table with the whole object, watch, the last-applied annotation, and Accept
+/// protobuf (JSON or nothing); the audit log holds no copy either.
+#[tokio::test(flavor = "multi_thread")]
+async fn field_rules_mask_a_custom_resource_every_way() {
+    let mask = holdpoint_gateway::config::MaskConfig {
+        field_rules: vec![holdpoint_mask::FieldRule {
+            name: "vault-static-secret".into(),
+            api_version: Some("secrets.example.com/*".into()),
+            kind: "VaultStaticSecret".into(),
+            fields: vec!["spec.password".into(), "spec.extra[*].value".into()],
+            columns: vec!["Password".into()],
+        }],
+        ..Default::default()
+    };
+    let masker = holdpoint_gateway::phases::mask::EngineMasker::new(
+        &mask,
+        Arc::new(holdpoint_gateway::metrics::Metrics::default()),
+    )
+    .unwrap();
+    let t = common::start_custom(
+        Default::default(),
+        true,
+        holdpoint_gateway::PhaseOverrides {
+            masker: Some(Arc::new(masker)),
+            ..Default::default()
+        },
+    )
+    .await;
+    apply(
+        &t,
+        vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            vault_static_secret_crd(),
+        ],
+    )
+    .await;
+    established(&t, "vaultstaticsecrets.secrets.example.com").await;
+    apply(
+        &t,
+        vec![
+            json!({"apiVersion": "secrets.example.com/v1", "kind": "VaultStaticSecret",
+            "metadata": {"name": "app", "namespace": NS},
+            "spec": {"path": "kv/app", "password": FIELD_CANARY,
+                     "extra": [{"name": "pin", "value": format!("{FIELD_CANARY}-pin")}]}}),
+        ],
+    )
+    .await;
+    let s = Seeded {
+        t,
+        c: Canaries(vec![("field rule canary", FIELD_CANARY.into())]),
+    };
+
+    for (what, out) in [
+        (
+            "get -o json",
+            kubectl(&s, &["get", "vaultstaticsecrets", "app", "-o", "json"]).await,
+        ),
+        (
+            "get -o yaml",
+            kubectl(&s, &["get", "vaultstaticsecrets", "-o", "yaml"]).await,
+        ),
+        (
+            "get (Table)",
+            kubectl(&s, &["get", "vaultstaticsecrets"]).await,
+        ),
+        (
+            "get -A -o wide",
+            s.t.kubectl_ok(&["get", "vaultstaticsecrets", "-A", "-o", "wide"])
+                .await,
+        ),
+        (
+            "describe",
+            kubectl(&s, &["describe", "vaultstaticsecret", "app"]).await,
+        ),
+    ] {
+        s.c.assert_absent(what, out.as_bytes());
+        assert!(out.contains("app"), "{what} read the object: {out}");
+        if what != "describe" {
+            assert!(out.contains(MASKED), "{what}: {out}");
+        }
+    }
+    let table = kubectl(&s, &["get", "vaultstaticsecrets"]).await;
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("kv/app") && l.contains(MASKED)),
+        "the Password column is masked, Path is not: {table}"
+    );
+
+    let base = format!("/apis/secrets.example.com/v1/namespaces/{NS}/vaultstaticsecrets");
+    for (what, path, headers) in [
+        ("raw get", format!("{base}/app"), ""),
+        ("raw list", base.clone(), ""),
+        (
+            "raw cluster-wide list",
+            "/apis/secrets.example.com/v1/vaultstaticsecrets".to_owned(),
+            "",
+        ),
+        (
+            "Table with the object",
+            format!("{base}?includeObject=Object"),
+            "Accept: application/json;as=Table;v=v1;g=meta.k8s.io\r\n",
+        ),
+        (
+            "Table without the object",
+            base.clone(),
+            "Accept: application/json;as=Table;v=v1;g=meta.k8s.io\r\n",
+        ),
+        (
+            "protobuf or JSON",
+            format!("{base}/app"),
+            "Accept: application/vnd.kubernetes.protobuf, application/json\r\n",
+        ),
+    ] {
+        let (status, _, body) = get(&s, &path, headers).await;
+        assert_eq!(status, 200, "{what}: {}", String::from_utf8_lossy(&body));
+        s.c.assert_absent(what, &body);
+        assert!(String::from_utf8_lossy(&body).contains(MASKED), "{what}");
+    }
+    let v = json_of(&get(&s, &format!("{base}/app"), "").await.2);
+    assert_eq!(v["spec"]["password"], MASKED);
+    assert_eq!(v["spec"]["extra"][0]["value"], MASKED);
+    assert_eq!(v["spec"]["path"], "kv/app", "other fields are left alone");
+    let last_applied =
+        v["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .expect("the upstream kubectl apply left its annotation");
+    assert!(last_applied.contains(MASKED), "{last_applied}");
+
+    let (_, body) = get_streaming(
+        &s,
+        &format!("{base}?watch=true"),
+        "",
+        Duration::from_secs(2),
+    )
+    .await;
+    s.c.assert_absent("watch", &body);
+    assert_eq!(events(&body)[0]["object"]["spec"]["password"], MASKED);
+
+    // and nothing stored in the audit log holds it
+    let cfg = s.t.env.config_file.display().to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_holdpoint"))
+        .args(["audit", "export", "--config", &cfg])
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    assert!(out.stdout.len() > 100, "events were exported");
+    s.c.assert_absent("audit export", &out.stdout);
 }

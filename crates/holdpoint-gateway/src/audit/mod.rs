@@ -153,25 +153,53 @@ pub enum AuditStartError {
     Mask(#[from] holdpoint_mask::MaskError),
 }
 
+/// What the audit log runs with besides its configuration.
+pub struct AuditRuntime<'a> {
+    /// Where the signing key is created when the config names none.
+    pub data_dir: &'a std::path::Path,
+    /// This gateway's name in events (`holdpoint.instance`).
+    pub instance: String,
+    /// The gateway's metrics.
+    pub metrics: &'a Arc<Metrics>,
+    /// The clock events are stamped with.
+    pub clock: Arc<dyn Clock>,
+    /// Stops the writer (after it wrote what is queued).
+    pub cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for AuditRuntime<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditRuntime")
+            .field("data_dir", &self.data_dir)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Audit {
     /// Starts recording into `store`: returns the handle and the writer, which runs until
     /// `cancel` (then writes what is queued and signs a last checkpoint).
     pub fn start(
         store: Store,
         config: &AuditConfig,
-        data_dir: &std::path::Path,
-        instance: String,
-        metrics: &Arc<Metrics>,
-        clock: Arc<dyn Clock>,
-        cancel: CancellationToken,
+        mask: &holdpoint_mask::MaskConfig,
+        runtime: AuditRuntime<'_>,
     ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static), AuditStartError>
     {
+        let AuditRuntime {
+            data_dir,
+            instance,
+            metrics,
+            clock,
+            cancel,
+        } = runtime;
         let signer = Arc::new(
             AuditSigner::load_or_create(&config.signing_key_path(data_dir))
                 .map_err(AuditStartError::Key)?,
         );
         let public_key = signer.public_key().clone();
-        let masker = holdpoint_mask::Masker::new(&holdpoint_mask::MaskConfig::default())?;
+        // The audit store masks with the same rules as the mask phase (detectors, field rules).
+        let masker = holdpoint_mask::Masker::new(mask)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
@@ -424,11 +452,14 @@ mod tests {
         let (audit, background) = Audit::start(
             store.clone(),
             &config,
-            dir.path(),
-            "test".into(),
-            &Arc::new(Metrics::default()),
-            Arc::new(crate::clock::SystemClock),
-            cancel.clone(),
+            &holdpoint_mask::MaskConfig::default(),
+            AuditRuntime {
+                data_dir: dir.path(),
+                instance: "test".into(),
+                metrics: &Arc::new(Metrics::default()),
+                clock: Arc::new(crate::clock::SystemClock),
+                cancel: cancel.clone(),
+            },
         )
         .unwrap();
         let background = tokio::spawn(background);
