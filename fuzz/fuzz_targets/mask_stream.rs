@@ -9,13 +9,26 @@
 
 use std::sync::OnceLock;
 
-use holdpoint_mask::{JsonStream, MaskConfig, Masker, NO_REVEAL};
+use holdpoint_mask::{FieldRule, JsonStream, MaskConfig, Masker, NO_REVEAL};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
+/// The default rules plus a field rule (objects of kind `Vault` leave the raw fast path).
 fn masker() -> &'static Masker {
     static M: OnceLock<Masker> = OnceLock::new();
-    M.get_or_init(|| Masker::new(&MaskConfig::default()).expect("default config"))
+    M.get_or_init(|| {
+        Masker::new(&MaskConfig {
+            field_rules: vec![FieldRule {
+                name: "vault".into(),
+                api_version: None,
+                kind: "Vault".into(),
+                fields: vec!["spec.password".into(), "data.*".into(), "spec.keys[*]".into()],
+                columns: Vec::new(),
+            }],
+            ..MaskConfig::default()
+        })
+        .expect("fuzz config")
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
