@@ -22,6 +22,8 @@
 #   (audit on, its own SQLite store); LIST_KIND (configmaps | secrets: what namespace bench holds).
 #   What masking costs, a LIST of 5,000 Secrets masked vs not:
 #     TARGETS="holdpoint holdpoint-nomask" LIST_KIND=secrets SCENARIOS="list list-1conn" scripts/bench-load.sh
+#   The data path alone (the foundation's phases, masking and audit off): target `holdpoint-bare`.
+#     TARGETS="direct holdpoint holdpoint-noaudit holdpoint-bare nginx" SCENARIOS="get get-1conn" scripts/bench-load.sh
 #   LOADGEN_TARGET_DIR (bench/loadgen/target: where loadgen is built)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,9 +122,10 @@ HZ=$(getconf CLK_TCK)
 # Busy CPU time of the whole machine (clock ticks): every process, ours or not.
 system_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
-mapfile -t PORTS < <("$LOADGEN" free-ports 8)
+mapfile -t PORTS < <("$LOADGEN" free-ports 10)
 P_EMU=${PORTS[0]} P_HP=${PORTS[1]} P_HP_ADMIN=${PORTS[2]} P_NGX=${PORTS[3]}
 P_HPN=${PORTS[4]} P_HPN_ADMIN=${PORTS[5]} P_HPM=${PORTS[6]} P_HPM_ADMIN=${PORTS[7]}
+P_HPB=${PORTS[8]} P_HPB_ADMIN=${PORTS[9]}
 
 # ---------------------------------------------------------------------------------------------
 # 1. The emulator (the single upstream of all three targets)
@@ -189,6 +192,16 @@ if [[ " $TARGETS " == *" holdpoint-noaudit "* ]]; then
   HPN_CA=$WORK/holdpoint-noaudit/data/tls/ca.crt
   wait_for "holdpoint-noaudit CA" 150 test -s "$HPN_CA"
   wait_for "holdpoint-noaudit" 150 curl -sf --cacert "$HPN_CA" "https://127.0.0.1:$P_HPN_ADMIN/readyz"
+fi
+if [[ " $TARGETS " == *" holdpoint-bare "* ]]; then
+  hp_config "$WORK/holdpoint-bare" "$P_HPB" "$P_HPB_ADMIN" false "mask:
+  enabled: false"
+  log "starting holdpoint-bare on 127.0.0.1:$P_HPB (masking and audit off: the data path alone)"
+  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-bare/holdpoint.yaml" >"$WORK/holdpoint-bare.log" 2>&1 &
+  HPB_PID=$!; PIDS+=("$HPB_PID")
+  HPB_CA=$WORK/holdpoint-bare/data/tls/ca.crt
+  wait_for "holdpoint-bare CA" 150 test -s "$HPB_CA"
+  wait_for "holdpoint-bare" 150 curl -sf --cacert "$HPB_CA" "https://127.0.0.1:$P_HPB_ADMIN/readyz"
 fi
 if [[ " $TARGETS " == *" holdpoint-nomask "* ]]; then
   hp_config "$WORK/holdpoint-nomask" "$P_HPM" "$P_HPM_ADMIN" true "mask:
@@ -275,6 +288,7 @@ run_one() {
     holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
     holdpoint-noaudit) url=https://127.0.0.1:$P_HPN; token=$HP_TOKEN; tls=(--ca "$HPN_CA"); proxy_pids=("$HPN_PID") ;;
     holdpoint-nomask) url=https://127.0.0.1:$P_HPM; token=$HP_TOKEN; tls=(--ca "$HPM_CA"); proxy_pids=("$HPM_PID") ;;
+    holdpoint-bare) url=https://127.0.0.1:$P_HPB; token=$HP_TOKEN; tls=(--ca "$HPB_CA"); proxy_pids=("$HPB_PID") ;;
     nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
   esac
   local load1 t0 t1 e0 e1 p0=0 p1=0 s0 s1 line
