@@ -1067,6 +1067,22 @@ async fn auditor_api_lists_shows_exports_and_verifies() {
     let agent = client("agent").await;
     let refused = agent.get("/v1/audit/sessions").await.unwrap_err();
     assert!(refused.to_string().contains("403"), "{refused}");
+    // A refused credential on the admin API is recorded (source, path, status), never the token.
+    let bad = common::raw_request(
+        t.env.gateway.admin_addr(),
+        t.env.gateway.ca_pem(),
+        b"GET /v1/audit/sessions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer not-a-real-admin-token\r\nUser-Agent: intruder/1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(bad.status, 401);
+    let recorded = wait_for_event(&t, "refused admin credential", |e| {
+        e["verb"] == "authenticate" && e["requestURI"] == "/v1/audit/sessions"
+    })
+    .await;
+    assert_eq!(recorded["responseStatus"]["code"], 401, "{recorded:#}");
+    assert_eq!(recorded["userAgent"], "intruder/1");
+    assert_eq!(recorded["sourceIPs"][0], "127.0.0.1");
+    assert!(!recorded.to_string().contains("not-a-real-admin-token"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let session = loop {
         let list = admin

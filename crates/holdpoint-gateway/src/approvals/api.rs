@@ -170,11 +170,17 @@ pub fn router(state: ApiState) -> Router {
 pub(crate) trait Authenticates {
     /// The chain.
     fn chain(&self) -> &AuthChain;
+    /// The audit log refused authentications are recorded in.
+    fn audit(&self) -> Option<&Audit>;
 }
 
 impl Authenticates for ApiState {
     fn chain(&self) -> &AuthChain {
         &self.auth
+    }
+
+    fn audit(&self) -> Option<&Audit> {
+        self.audit.as_ref()
     }
 }
 
@@ -194,10 +200,34 @@ impl<S: Authenticates + Send + Sync> axum::extract::FromRequestParts<S> for Call
             .extensions
             .get::<ConnectionInfo>()
             .ok_or_else(|| GatewayError::Internal("no connection info".into()))?;
-        Ok(Caller(
-            state.chain().authenticate(&parts.headers, conn).await?,
-            conn.peer.ip(),
-        ))
+        match state.chain().authenticate(&parts.headers, conn).await {
+            Ok(identity) => Ok(Caller(identity, conn.peer.ip())),
+            Err(e) => {
+                // Recorded like the data path's refusals: source, path, why (never the
+                // credential); not waited for, so a flood of bad tokens cannot stall the API.
+                if let Some(audit) = state.audit() {
+                    audit.admin_refused(&AdminAction {
+                        actor: None,
+                        actor_name: Some("system:anonymous".into()),
+                        source: Some(conn.peer.ip()),
+                        action: "authenticate",
+                        request_uri: parts.uri.path().to_owned(),
+                        object: Default::default(),
+                        outcome: e.to_string(),
+                        status: e.status_code().as_u16(),
+                        reason: None,
+                        detail: None,
+                        approval: None,
+                        user_agent: parts
+                            .headers
+                            .get(http::header::USER_AGENT)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                    });
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 

@@ -38,6 +38,10 @@ impl Authenticates for AuditApiState {
     fn chain(&self) -> &AuthChain {
         &self.auth
     }
+
+    fn audit(&self) -> Option<&Audit> {
+        Some(&self.audit)
+    }
 }
 
 impl From<QueryError> for ApiError {

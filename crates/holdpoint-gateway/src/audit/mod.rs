@@ -360,6 +360,15 @@ impl Audit {
         }
     }
 
+    /// Records a refused admin-API request without waiting for it to be durable (what was
+    /// refused changed nothing); counted like a read's event when the queue is full.
+    pub fn admin_refused(&self, action: &AdminAction<'_>) {
+        let record = admin_record(action, self.now(), Some(&self.inner.settings.instance));
+        if !self.submit(record) {
+            tracing::warn!(target: "holdpoint::audit", action = action.action, "a refused admin request was not recorded: the audit queue is full");
+        }
+    }
+
     /// The public key checkpoints are verified with.
     pub fn public_key(&self) -> &holdpoint_store::AuditPublicKey {
         &self.inner.public_key
