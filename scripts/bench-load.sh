@@ -176,42 +176,34 @@ audit:
 $5
 EOF
 }
-hp_config "$WORK/holdpoint" "$P_HP" "$P_HP_ADMIN" true "$HP_STORE_YAML"
-log "starting holdpoint on 127.0.0.1:$P_HP (HOLDPOINT_LOG=warn, audit on, store $HP_STORE)"
-HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint/holdpoint.yaml" >"$WORK/holdpoint.log" 2>&1 &
-HP_PID=$!; PIDS+=("$HP_PID")
-HP_CA=$WORK/holdpoint/data/tls/ca.crt
-wait_for "holdpoint CA" 150 test -s "$HP_CA"
-wait_for "holdpoint" 150 curl -sf --cacert "$HP_CA" "https://127.0.0.1:$P_HP_ADMIN/readyz"
+# start_holdpoint NAME VAR LISTEN ADMIN AUDIT_ENABLED EXTRA_YAML WHAT: one Holdpoint from the same
+# binary, in $WORK/NAME; sets ${VAR}_PID and ${VAR}_CA once it is ready.
+start_holdpoint() {
+  local name=$1 var=$2 ca=$WORK/$1/data/tls/ca.crt
+  hp_config "$WORK/$name" "$3" "$4" "$5" "$6"
+  log "starting $name on 127.0.0.1:$3 ($7)"
+  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/$name/holdpoint.yaml" >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  printf -v "${var}_PID" '%s' "$pid"
+  printf -v "${var}_CA" '%s' "$ca"
+  wait_for "$name CA" 150 test -s "$ca"
+  wait_for "$name" 150 curl -sf --cacert "$ca" "https://127.0.0.1:$4/readyz"
+}
+MASK_OFF="mask:
+  enabled: false"
+start_holdpoint holdpoint HP "$P_HP" "$P_HP_ADMIN" true "$HP_STORE_YAML" \
+  "HOLDPOINT_LOG=warn, audit on, store $HP_STORE"
 HP_URL=https://127.0.0.1:$P_HP
 if [[ " $TARGETS " == *" holdpoint-noaudit "* ]]; then
-  hp_config "$WORK/holdpoint-noaudit" "$P_HPN" "$P_HPN_ADMIN" false ""
-  log "starting holdpoint-noaudit on 127.0.0.1:$P_HPN (audit off)"
-  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-noaudit/holdpoint.yaml" >"$WORK/holdpoint-noaudit.log" 2>&1 &
-  HPN_PID=$!; PIDS+=("$HPN_PID")
-  HPN_CA=$WORK/holdpoint-noaudit/data/tls/ca.crt
-  wait_for "holdpoint-noaudit CA" 150 test -s "$HPN_CA"
-  wait_for "holdpoint-noaudit" 150 curl -sf --cacert "$HPN_CA" "https://127.0.0.1:$P_HPN_ADMIN/readyz"
+  start_holdpoint holdpoint-noaudit HPN "$P_HPN" "$P_HPN_ADMIN" false "" "audit off"
 fi
 if [[ " $TARGETS " == *" holdpoint-bare "* ]]; then
-  hp_config "$WORK/holdpoint-bare" "$P_HPB" "$P_HPB_ADMIN" false "mask:
-  enabled: false"
-  log "starting holdpoint-bare on 127.0.0.1:$P_HPB (masking and audit off: the data path alone)"
-  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-bare/holdpoint.yaml" >"$WORK/holdpoint-bare.log" 2>&1 &
-  HPB_PID=$!; PIDS+=("$HPB_PID")
-  HPB_CA=$WORK/holdpoint-bare/data/tls/ca.crt
-  wait_for "holdpoint-bare CA" 150 test -s "$HPB_CA"
-  wait_for "holdpoint-bare" 150 curl -sf --cacert "$HPB_CA" "https://127.0.0.1:$P_HPB_ADMIN/readyz"
+  start_holdpoint holdpoint-bare HPB "$P_HPB" "$P_HPB_ADMIN" false "$MASK_OFF" \
+    "masking and audit off: the data path alone"
 fi
 if [[ " $TARGETS " == *" holdpoint-nomask "* ]]; then
-  hp_config "$WORK/holdpoint-nomask" "$P_HPM" "$P_HPM_ADMIN" true "mask:
-  enabled: false"
-  log "starting holdpoint-nomask on 127.0.0.1:$P_HPM (masking off)"
-  HOLDPOINT_LOG=warn "$HOLDPOINT" serve --config "$WORK/holdpoint-nomask/holdpoint.yaml" >"$WORK/holdpoint-nomask.log" 2>&1 &
-  HPM_PID=$!; PIDS+=("$HPM_PID")
-  HPM_CA=$WORK/holdpoint-nomask/data/tls/ca.crt
-  wait_for "holdpoint-nomask CA" 150 test -s "$HPM_CA"
-  wait_for "holdpoint-nomask" 150 curl -sf --cacert "$HPM_CA" "https://127.0.0.1:$P_HPM_ADMIN/readyz"
+  start_holdpoint holdpoint-nomask HPM "$P_HPM" "$P_HPM_ADMIN" true "$MASK_OFF" "masking off"
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -484,6 +484,26 @@ async fn stopped_postgres_refuses_mutations() {
 
 // ------------------------------------------------------------------ exec recordings
 
+/// `sessions replay SID --export OUT`; returns the `.cast` file it wrote.
+async fn export_cast(cfg: &str, sid: &str, out: &std::path::Path) -> String {
+    holdpoint_ok(&[
+        "sessions",
+        "replay",
+        sid,
+        "--config",
+        cfg,
+        "--export",
+        &out.display().to_string(),
+    ])
+    .await;
+    let cast_file = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cast"))
+        .unwrap_or_else(|| panic!("a .cast file in {out:?}"));
+    std::fs::read_to_string(cast_file).unwrap()
+}
+
 /// An exec stream, as the upgrade splice reports it to the record phase, becomes an asciinema
 /// v2 cast that `sessions replay` plays and `--export` writes (output as the caller saw it,
 /// typed credentials masked).
@@ -630,22 +650,7 @@ async fn an_exec_stream_is_a_cast_that_replays() {
     );
 
     let out = dir.path().join("export");
-    holdpoint_ok(&[
-        "sessions",
-        "replay",
-        sid,
-        "--config",
-        &cfg,
-        "--export",
-        &out.display().to_string(),
-    ])
-    .await;
-    let cast_file = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "cast"))
-        .expect("a .cast file");
-    let cast = std::fs::read_to_string(cast_file).unwrap();
+    let cast = export_cast(&cfg, sid, &out).await;
     assert!(
         !cast.contains(&token),
         "typed credentials are masked:\n{cast}"
@@ -745,22 +750,7 @@ async fn kubectl_exec_is_recorded_and_replays_the_same_output() {
             known.insert(session["id"].as_str().unwrap().to_owned());
             let sid = session["id"].as_str().unwrap().to_owned();
             let out = exports.path().join(format!("{transport}-{command}"));
-            holdpoint_ok(&[
-                "sessions",
-                "replay",
-                &sid,
-                "--config",
-                &cfg,
-                "--export",
-                &out.display().to_string(),
-            ])
-            .await;
-            let cast_file = std::fs::read_dir(&out)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| p.extension().is_some_and(|e| e == "cast"))
-                .unwrap_or_else(|| panic!("{transport} {command}: a .cast file in {out:?}"));
-            let cast = std::fs::read_to_string(cast_file).unwrap();
+            let cast = export_cast(&cfg, &sid, &out).await;
             assert!(!cast.contains(DB_PASSWORD), "{transport}: {cast}");
             assert!(!cast.contains(CANARY), "typed secrets are masked: {cast}");
             let mut lines = cast.lines();

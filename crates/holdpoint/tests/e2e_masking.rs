@@ -216,14 +216,24 @@ async fn apply(t: &TestEnv, objects: Vec<Value>) {
     upstream_kubectl(t, &["apply", "-f", "-"], Some(list)).await;
 }
 
-/// Waits until the upstream serves a CRD (a real cluster establishes it after a moment).
-async fn established(t: &TestEnv, crd: &str) {
+/// Creates the test namespace and `crd` upstream, and waits until the CRD is served (a real
+/// cluster establishes it after a moment).
+async fn namespace_and_crd(t: &TestEnv, crd: Value) {
+    let name = format!("crd/{}", crd["metadata"]["name"].as_str().unwrap());
+    apply(
+        t,
+        vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            crd,
+        ],
+    )
+    .await;
     let _ = upstream_kubectl(
         t,
         &[
             "wait",
             "--for=condition=Established",
-            &format!("crd/{crd}"),
+            &name,
             "--timeout=30s",
         ],
         None,
@@ -237,15 +247,7 @@ struct Seeded {
 }
 
 async fn seeded_env(t: TestEnv) -> Seeded {
-    apply(
-        &t,
-        vec![
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            crd(),
-        ],
-    )
-    .await;
-    established(&t, "vaults.example.com").await;
+    namespace_and_crd(&t, crd()).await;
     apply(&t, seed_objects()).await;
     Seeded { t, c: canaries() }
 }
@@ -1346,15 +1348,7 @@ async fn field_rules_mask_a_custom_resource_every_way() {
         },
     )
     .await;
-    apply(
-        &t,
-        vec![
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            vault_static_secret_crd(),
-        ],
-    )
-    .await;
-    established(&t, "vaultstaticsecrets.secrets.example.com").await;
+    namespace_and_crd(&t, vault_static_secret_crd()).await;
     apply(
         &t,
         vec![

@@ -613,22 +613,26 @@ mod tests {
         assert!(e.meta.truncated);
     }
 
+    /// A captured `application/json` response as the recorder stores it (64 KiB cap).
+    fn json_response(c: &Captured, premasked: bool) -> Encoded {
+        response(
+            &masker(),
+            Some("application/json"),
+            false,
+            c,
+            1 << 16,
+            premasked,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn gzip_responses_are_inflated_and_masked() {
         let body = format!("{{\"kind\":\"Secret\",\"data\":{{\"k\":\"{CANARY_B64}\"}}}}");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(body.as_bytes()).unwrap();
         let gz = gz.finish().unwrap();
-        let c = capture(&gz, 1 << 16, true);
-        let e = response(
-            &masker(),
-            Some("application/json"),
-            false,
-            &c,
-            1 << 16,
-            false,
-        )
-        .unwrap();
+        let e = json_response(&capture(&gz, 1 << 16, true), false);
         let v: Value = serde_json::from_str(&stored(&e)).unwrap();
         assert_eq!(v["data"]["k"], holdpoint_mask::DATA_PLACEHOLDER);
     }
@@ -636,16 +640,7 @@ mod tests {
     #[test]
     fn a_premasked_body_is_stored_as_the_caller_got_it() {
         let body = br#"{"kind":"ConfigMap","data":{"note":"password=[MASKED]"}}"#;
-        let c = capture(body, 1 << 16, false);
-        let e = response(
-            &masker(),
-            Some("application/json"),
-            false,
-            &c,
-            1 << 16,
-            true,
-        )
-        .unwrap();
+        let e = json_response(&capture(body, 1 << 16, false), true);
         assert_eq!(stored(&e).as_bytes(), body);
         assert_eq!(e.meta.format, "json");
         let lines = b"line one\nline two\n";

@@ -64,15 +64,7 @@ impl Writer {
                     _ = cancel.cancelled() => open = false,
                 }
             }
-            while events.len() < self.max_batch {
-                match self.rx.try_recv() {
-                    Ok(job) => {
-                        events.push(job.event);
-                        dones.push(job.done);
-                    }
-                    Err(_) => break,
-                }
-            }
+            self.take_queued(&mut events, &mut dones);
             if events.is_empty() {
                 continue;
             }
@@ -177,6 +169,11 @@ impl Writer {
                 Ok(None) | Err(_) => break,
             }
         }
+        self.take_queued(events, dones);
+    }
+
+    /// Adds what is already queued to the batch, up to `max_batch`.
+    fn take_queued(&mut self, events: &mut Vec<NewAuditEvent>, dones: &mut Vec<Done>) {
         while events.len() < self.max_batch {
             match self.rx.try_recv() {
                 Ok(job) => {
