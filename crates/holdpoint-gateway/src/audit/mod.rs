@@ -139,6 +139,9 @@ struct Shared {
     queued: AtomicUsize,
     /// The last write succeeded.
     healthy: AtomicBool,
+    /// Rung when an event somebody waits for (a mutation's) is queued: a writer gathering reads'
+    /// events for `batch_delay` is woken by these only, not by every read.
+    urgent: tokio::sync::Notify,
     metrics: AuditMetrics,
 }
 
@@ -204,6 +207,7 @@ impl Audit {
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
+            urgent: tokio::sync::Notify::new(),
             metrics: metrics.audit.clone(),
         });
         shared.metrics.store_healthy.set(1);
@@ -341,6 +345,7 @@ impl Audit {
         if !self.enqueue(event, Some(tx)) {
             return Err("the audit queue is full".into());
         }
+        self.inner.shared.urgent.notify_one();
         match tokio::time::timeout(DURABLE_WAIT, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the audit writer stopped".into()),

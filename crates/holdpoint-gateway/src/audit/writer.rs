@@ -149,25 +149,16 @@ impl Writer {
 
     /// Lets a batch that nobody waits for (events of reads) gather more events for up to
     /// `batch_delay`: one transaction instead of many. Returns at once when an event somebody
-    /// waits for (a mutation's) is queued, or when the batch is full.
+    /// waits for (a mutation's) is queued. The writer sleeps meanwhile: a read's event does not
+    /// wake it (one wake-up per batch, not one per request).
     async fn linger(&mut self, events: &mut Vec<NewAuditEvent>, dones: &mut Vec<Done>) {
         if self.batch_delay.is_zero() || dones.iter().any(Option::is_some) {
             return;
         }
         let deadline = tokio::time::Instant::now() + self.batch_delay;
-        while events.len() < self.max_batch {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(job)) => {
-                    let waited_for = job.done.is_some();
-                    events.push(job.event);
-                    dones.push(job.done);
-                    if waited_for {
-                        break;
-                    }
-                }
-                // the channel closed (stopping) or the delay is over
-                Ok(None) | Err(_) => break,
-            }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = self.shared.urgent.notified() => {}
         }
         self.take_queued(events, dones);
     }

@@ -185,7 +185,9 @@ impl Pipeline {
     /// and the record phase sees every request.
     pub async fn handle(&self, req: Request<Incoming>, conn: &ConnectionInfo) -> Response<Body> {
         let mut ex = Exchange {
-            audit_id: uuid::Uuid::new_v4()
+            // Time-ordered (UUID version 7, monotonic in this process): the audit log's index on
+            // audit ids then grows at its end instead of dirtying a random page per event.
+            audit_id: uuid::Uuid::now_v7()
                 .hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer())
                 .to_owned(),
