@@ -22,6 +22,11 @@ pub struct Config {
     /// Address of the admin listener (TLS): `/healthz`, `/readyz`, `/metrics`.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// Threads serving data-path connections, each running its own single-threaded runtime
+    /// with its own upstream connection pool (a connection and the upstream connections it
+    /// uses stay on one thread, as in nginx and pingora); 0 (the default): one per CPU.
+    #[serde(default)]
+    pub data_threads: usize,
     /// Directory for generated certificates and the embedded store.
     pub data_dir: PathBuf,
     /// Serving certificate; when absent a CA and serving certificate are generated in `data_dir`.
@@ -930,6 +935,14 @@ impl Config {
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
     }
 
+    /// The number of data-path threads: `data_threads`, or one per CPU.
+    pub fn data_thread_count(&self) -> usize {
+        match self.data_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// The instance name: `instance_name`, or the host name.
     pub fn instance_name(&self) -> String {
         self.instance_name.clone().unwrap_or_else(|| {
@@ -996,6 +1009,9 @@ impl Config {
     /// Checks what the schema cannot express. Collects every problem, not just the first.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
+        if self.data_threads > 1024 {
+            problems.push("data_threads must be at most 1024 (0: one per CPU)".into());
+        }
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             problems.push(format!(
                 "listen and admin_listen must differ (both {})",
@@ -1313,6 +1329,26 @@ mod tests {
         assert_eq!(Config::from_yaml(MINIMAL).unwrap().policy.file, None);
         let err = Config::from_yaml(&format!("{MINIMAL}policy:\n  fiel: x\n")).unwrap_err();
         assert!(err.contains("fiel"), "{err}");
+    }
+
+    #[test]
+    fn data_threads_default_to_one_per_cpu_and_are_bounded() {
+        let c = Config::from_yaml(MINIMAL).unwrap();
+        assert_eq!(c.data_threads, 0);
+        assert_eq!(
+            c.data_thread_count(),
+            std::thread::available_parallelism().map_or(1, usize::from)
+        );
+        let c = Config::from_yaml(&format!("{MINIMAL}data_threads: 3\n")).unwrap();
+        assert_eq!(c.data_thread_count(), 3);
+        let c = Config::from_yaml(&format!("{MINIMAL}data_threads: 5000\n")).unwrap();
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert!(
+            problems.iter().any(|p| p.contains("data_threads")),
+            "{problems:?}"
+        );
     }
 
     #[test]

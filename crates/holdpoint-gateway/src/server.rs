@@ -1,5 +1,12 @@
 //! The listeners: the TLS data-path listener (HTTP/1.1 with upgrades and HTTP/2) and the admin
 //! listener, and [`start`], which wires configuration into a running gateway.
+//!
+//! Data-path connections are served by `data_threads` threads, each running a single-threaded
+//! tokio runtime with its own upstream connection pool (as nginx's worker processes and
+//! pingora's per-thread runtimes do): the acceptor hands each accepted connection to the next
+//! thread, and everything that connection does (TLS, the phases, the upstream exchange) then
+//! runs on that thread, without cross-thread wake-ups. The control plane (audit writer,
+//! approvals, admin listener) runs on the main runtime.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -54,6 +61,9 @@ pub enum StartError {
     /// The audit log could not start.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditStartError),
+    /// Starting the data-path threads.
+    #[error("cannot start the data-path threads: {0}")]
+    Threads(std::io::Error),
     /// Binding a listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -91,6 +101,7 @@ pub struct RunningGateway {
     store: holdpoint_store::Store,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    data: Arc<DataThreads>,
 }
 
 impl RunningGateway {
@@ -127,6 +138,13 @@ impl RunningGateway {
         .await;
         self.tasks.abort_all();
         self.store.close().await;
+        // Last: store connections opened on a data thread are driven by its runtime.
+        let data = self.data.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || data.stop()),
+        )
+        .await;
     }
     /// Waits until the gateway stops (it stops only on shutdown).
     pub async fn wait(mut self) {
@@ -157,10 +175,13 @@ pub async fn start_with(
                 .map(|c| c.ca_file.as_path()),
         )?,
     );
+    let data =
+        Arc::new(DataThreads::start(config.data_thread_count()).map_err(StartError::Threads)?);
     let upstream = Upstream::from_kubeconfig(
         &config.upstream.kubeconfig,
         config.upstream.context.as_deref(),
         config.limits.upstream_response_timeout,
+        data.handles.len(),
     )
     .await?;
     // After the certificate: that created data_dir, where the SQLite store lives by default.
@@ -335,6 +356,7 @@ pub async fn start_with(
         data_tls,
         pipeline,
         config.limits.clone(),
+        data.clone(),
         cancel.clone(),
     ));
     tasks.spawn(admin::serve(
@@ -352,7 +374,74 @@ pub async fn start_with(
         store,
         cancel,
         tasks,
+        data,
     })
+}
+
+/// The data-path threads, each running a single-threaded runtime until stopped (on shutdown, or
+/// when the gateway is dropped).
+#[derive(Debug)]
+struct DataThreads {
+    handles: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+    stopping: CancellationToken,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl DataThreads {
+    fn start(n: usize) -> std::io::Result<Self> {
+        let stopping = CancellationToken::new();
+        let mut handles = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            let stop = stopping.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("holdpoint-data-{i}"))
+                .spawn(move || {
+                    crate::upstream::use_data_thread_pool(i);
+                    runtime.block_on(stop.cancelled());
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                });
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    stopping.cancel();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Self {
+            handles,
+            next: AtomicUsize::new(0),
+            stopping,
+            threads: std::sync::Mutex::new(threads),
+        })
+    }
+
+    /// The runtime of the thread the next connection goes to (round robin).
+    fn next(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[i]
+    }
+
+    /// Stops every thread and waits for them (blocking).
+    fn stop(&self) {
+        self.stopping.cancel();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DataThreads {
+    fn drop(&mut self) {
+        self.stopping.cancel();
+    }
 }
 
 async fn serve_data(
@@ -360,6 +449,7 @@ async fn serve_data(
     tls: TlsAcceptor,
     pipeline: Arc<Pipeline>,
     limits: crate::config::Limits,
+    data: Arc<DataThreads>,
     cancel: CancellationToken,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -388,12 +478,27 @@ async fn serve_data(
             },
         };
         let _ = tcp.set_nodelay(true);
+        // Handed to a data thread, whose runtime then polls the socket.
+        let tcp = match tcp.into_std() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot hand over an accepted connection");
+                continue;
+            }
+        };
         let tls = tls.clone();
         let pipeline = pipeline.clone();
         let builder = builder.clone();
         let limits = limits.clone();
         let cancel = cancel.clone();
-        connections.spawn(async move {
+        data.next().spawn(connections.track_future(async move {
+            let tcp = match tokio::net::TcpStream::from_std(tcp) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot register an accepted connection");
+                    return;
+                }
+            };
             let stream =
                 match tokio::time::timeout(limits.tls_handshake_timeout, tls.accept(tcp)).await {
                     Ok(Ok(s)) => s,
@@ -455,7 +560,7 @@ async fn serve_data(
                     }
                 }
             }
-        });
+        }));
     }
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;

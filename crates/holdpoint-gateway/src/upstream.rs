@@ -6,8 +6,14 @@
 //! Redirects are never followed (hyper does not follow them; the forward phase refuses to relay
 //! them). An upgrade request gets a fresh connection that is never pooled: if the upstream answers
 //! anything but `101`, that connection is dropped with the request (CVE-2018-1002105).
+//!
+//! Each data-path thread (see `server`) has its own connection pool, so a request and the
+//! upstream connection it uses are driven by the same thread; code on any other thread (the
+//! approvals executor, TokenReview) shares one more pool.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,12 +50,24 @@ pub enum UpstreamError {
     Timeout(Duration),
 }
 
+thread_local! {
+    /// Which pool this thread uses: 0 for threads outside the data path, `i + 1` for data-path
+    /// thread `i`.
+    static POOL: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread use pool `i + 1` (called once by data-path thread `i`).
+pub(crate) fn use_data_thread_pool(i: usize) {
+    POOL.with(|p| p.set(i + 1));
+}
+
 /// The upstream API server and the gateway's credential for it.
 #[derive(Clone)]
 pub struct Upstream {
     base: Uri,
-    /// Pooled connections, with the gateway's credential added.
-    pooled: Service,
+    /// Pooled connections, with the gateway's credential added: one pool per data-path thread
+    /// plus one for every other thread.
+    pools: Arc<[Service]>,
     /// A fresh, never-reused connection per request, with the credential added.
     one_shot: Service,
     response_timeout: Duration,
@@ -64,11 +82,13 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Builds the upstream from a kubeconfig file and optional context.
+    /// Builds the upstream from a kubeconfig file and optional context, with a connection pool
+    /// for each of `data_threads` data-path threads and one more for every other thread.
     pub async fn from_kubeconfig(
         path: &Path,
         context: Option<&str>,
         response_timeout: Duration,
+        data_threads: usize,
     ) -> Result<Self, UpstreamError> {
         let err = |message: String| UpstreamError::Kubeconfig {
             path: path.display().to_string(),
@@ -88,13 +108,18 @@ impl Upstream {
         // The auth layer is not Clone; each service gets its own (exec plugins then keep one
         // token cache per service, which is harmless).
         let auth = || config.auth_layer().map_err(|e| err(e.to_string()));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector.clone());
-        let pooled = tower::ServiceBuilder::new()
-            .option_layer(auth()?)
-            .service(client.map_err(BoxError::from));
+        let pools = (0..=data_threads)
+            .map(|_| {
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(64)
+                    .build(connector.clone());
+                let pooled = tower::ServiceBuilder::new()
+                    .option_layer(auth()?)
+                    .service(client.map_err(BoxError::from));
+                Ok(BoxCloneSyncService::new(pooled))
+            })
+            .collect::<Result<Arc<[Service]>, UpstreamError>>()?;
         let one_shot =
             tower::ServiceBuilder::new()
                 .option_layer(auth()?)
@@ -103,7 +128,7 @@ impl Upstream {
                 }));
         Ok(Self {
             base: config.cluster_url,
-            pooled: BoxCloneSyncService::new(pooled),
+            pools,
             one_shot: BoxCloneSyncService::new(one_shot),
             response_timeout,
         })
@@ -139,7 +164,9 @@ impl Upstream {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        self.with_timeout(self.pooled.clone().oneshot(req)).await
+        let pool = POOL.with(Cell::get) % self.pools.len();
+        self.with_timeout(self.pools[pool].clone().oneshot(req))
+            .await
     }
 
     /// Sends an upgrade request on a fresh connection that is never reused. Returns the response

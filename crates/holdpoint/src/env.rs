@@ -124,6 +124,7 @@ impl Env {
         let mut config = Config {
             listen: options.listen,
             admin_listen: options.admin_listen,
+            data_threads: 0,
             data_dir: dir.join("data"),
             tls: None,
             upstream: UpstreamConfig {

@@ -283,6 +283,7 @@ async fn start_with_policy_file(
         instance_name: None,
         mask: Default::default(),
         audit: Default::default(),
+        data_threads: 0,
     };
     config.validate().unwrap();
     let gateway = holdpoint_gateway::start(config).await.unwrap();

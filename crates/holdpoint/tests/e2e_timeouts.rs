@@ -40,6 +40,7 @@ async fn setup() -> Setup {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
+        data_threads: 0,
         data_dir: dir.path().join("data"),
         tls: None,
         upstream: UpstreamConfig {
