@@ -12,7 +12,7 @@
 #   DISTURBED_CORES (0.15) RETRIES (2): a run during which processes outside the benchmark used
 #   more than DISTURBED_CORES cores is marked disturbed and retried up to RETRIES times; ratios
 #   use undisturbed runs when a cell has any.
-#   SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
+#   HOLDPOINT_BIN (the release build; another binary to compare) SKIP_BUILD (unset) KEEP_WORK (unset: the temp dir is removed on exit) OUT (bench/results/latest.md)
 #   SCENARIOS ("get get-1conn list list-1conn")
 #   Audit log (issue 6): target `holdpoint-noaudit` is a second Holdpoint with `audit.enabled:
 #   false`; HP_STORE (sqlite | postgres: the audited Holdpoint's store on a throwaway PostgreSQL from
@@ -63,7 +63,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   log "building bench/loadgen (release, own workspace)"
   cargo build --release -q --manifest-path bench/loadgen/Cargo.toml --target-dir "$LG_TARGET"
 fi
-HOLDPOINT=$WS_TARGET/release/holdpoint
+HOLDPOINT=${HOLDPOINT_BIN:-$WS_TARGET/release/holdpoint}
 EMULATOR=$WS_TARGET/release/kube-emulator
 LOADGEN=$LG_TARGET/release/loadgen
 for b in "$HOLDPOINT" "$EMULATOR" "$LOADGEN"; do [ -x "$b" ] || die "missing binary $b"; done
