@@ -17,8 +17,6 @@ const AUDIT_COLUMNS_NO_BODIES: &str =
     "seq, audit_id, kind, at, username, session_id, event, NULL AS request_body, \
      NULL AS response_body, prev_hash, hash";
 
-/// Rows per multi-row INSERT (11 parameters each; far below both databases' limits).
-const INSERT_CHUNK: usize = 200;
 
 fn audit_event_from_row(row: &DbRow) -> Res<AuditEvent> {
     Ok(AuditEvent {
@@ -136,26 +134,7 @@ async fn append_locked(
         });
         prev = hash;
     }
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO audit_events (seq, audit_id, kind, at, username, session_id, event, \
-             request_body, response_body, prev_hash, hash) ",
-        );
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(r.seq)
-                .push_bind(r.event.audit_id.as_str())
-                .push_bind(r.event.kind.as_str())
-                .push_bind(to_micros(r.event.at))
-                .push_bind(r.event.username.as_deref())
-                .push_bind(r.session_id.as_str())
-                .push_bind(r.event.event.as_str())
-                .push_bind(r.event.request_body.as_deref())
-                .push_bind(r.event.response_body.as_deref())
-                .push_bind(&r.prev_hash[..])
-                .push_bind(&r.hash[..]);
-        });
-        qb.build().execute(&mut **tx).await?;
-    }
+    insert_audit_rows(tx, &rows).await?;
     for (caller, (session_id, last_at, changed)) in &gaps {
         if *changed {
             sqlx::query(
