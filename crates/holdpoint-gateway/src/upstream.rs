@@ -105,8 +105,9 @@ impl Upstream {
         let connector = config
             .rustls_https_connector()
             .map_err(|e| err(e.to_string()))?;
-        // The auth layer is not Clone; each service gets its own (exec plugins then keep one
-        // token cache per service, which is harmless).
+        // The auth layer is not Clone; each service (every pool, the one-shot path) gets its
+        // own: an exec plugin then keeps one token cache per service and runs once per service
+        // when the token expires (data_threads + 2 runs), which is harmless.
         let auth = || config.auth_layer().map_err(|e| err(e.to_string()));
         let pools = (0..=data_threads)
             .map(|_| {
