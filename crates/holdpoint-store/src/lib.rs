@@ -119,10 +119,14 @@ mod pg_ops {
             rows.iter().map(|r| r.event.username.as_deref()).collect();
         let session_id: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
         let event: Vec<&str> = rows.iter().map(|r| r.event.event.as_str()).collect();
-        let request_body: Vec<Option<&[u8]>> =
-            rows.iter().map(|r| r.event.request_body.as_deref()).collect();
-        let response_body: Vec<Option<&[u8]>> =
-            rows.iter().map(|r| r.event.response_body.as_deref()).collect();
+        let request_body: Vec<Option<&[u8]>> = rows
+            .iter()
+            .map(|r| r.event.request_body.as_deref())
+            .collect();
+        let response_body: Vec<Option<&[u8]>> = rows
+            .iter()
+            .map(|r| r.event.response_body.as_deref())
+            .collect();
         let prev_hash: Vec<&[u8]> = rows.iter().map(|r| &r.prev_hash[..]).collect();
         let hash: Vec<&[u8]> = rows.iter().map(|r| &r.hash[..]).collect();
         sqlx::query(
