@@ -16,7 +16,8 @@
 #   SCENARIOS ("get get-1conn list list-1conn")
 #   Audit log (issue 6): target `holdpoint-noaudit` is a second Holdpoint with `audit.enabled:
 #   false`; HP_STORE (sqlite | postgres: the audited Holdpoint's store on a throwaway PostgreSQL from
-#   scripts/postgres.sh, which runs with fsync off). E.g. the audit on/off comparison:
+#   scripts/postgres.sh, which runs with fsync off; its CPU is the "CPU store" column, not a
+#   disturbance). E.g. the audit on/off comparison:
 #     TARGETS="holdpoint holdpoint-noaudit" SCENARIOS="get get-1conn" scripts/bench-load.sh
 #   Masking (issue 5): target `holdpoint-nomask` is a second Holdpoint with `mask.enabled: false`
 #   (audit on, its own SQLite store); LIST_KIND (configmaps | secrets: what namespace bench holds).
@@ -154,6 +155,8 @@ HP_STORE_YAML=
 if [ "$HP_STORE" = postgres ]; then
   eval "$(scripts/postgres.sh start)"
   PG_DIR=$HOLDPOINT_TEST_POSTGRES_DIR
+  # the server's postmaster; cpu_ticks adds its children (the backends)
+  PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
   HP_STORE_YAML="store:
   url: $HOLDPOINT_TEST_POSTGRES_URL"
 fi
@@ -274,18 +277,21 @@ RESULTS=$WORK/results.jsonl
 # run_one TARGET SCENARIO PATH CONNS WARMUP DURATION [loadgen args...]
 run_one() {
   local target=$1 scenario=$2 path=$3 conns=$4 warm=$5 dur=$6; shift 6
-  local url token tls proxy_pids=()
+  local url token tls proxy_pids=() store_pids=()
   case $target in
     direct) url=$EMU_URL; token=$EMU_TOKEN; tls=(--ca "$WORK/emulator-ca.crt") ;;
-    holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID") ;;
+    holdpoint) url=$HP_URL; token=$HP_TOKEN; tls=(--ca "$HP_CA"); proxy_pids=("$HP_PID")
+      # the audited gateway's PostgreSQL is part of what is measured, not a disturbance
+      [ -n "${PG_PID:-}" ] && store_pids=("$PG_PID") ;;
     holdpoint-noaudit) url=https://127.0.0.1:$P_HPN; token=$HP_TOKEN; tls=(--ca "$HPN_CA"); proxy_pids=("$HPN_PID") ;;
     holdpoint-nomask) url=https://127.0.0.1:$P_HPM; token=$HP_TOKEN; tls=(--ca "$HPM_CA"); proxy_pids=("$HPM_PID") ;;
     holdpoint-bare) url=https://127.0.0.1:$P_HPB; token=$HP_TOKEN; tls=(--ca "$HPB_CA"); proxy_pids=("$HPB_PID") ;;
     nginx) url=https://127.0.0.1:$P_NGX; token=$EMU_TOKEN; tls=(--ca "$NGX/ca.crt"); proxy_pids=("$NGX_PID") ;;
   esac
-  local load1 t0 t1 e0 e1 p0=0 p1=0 s0 s1 line
+  local load1 t0 t1 e0 e1 p0=0 p1=0 d0=0 d1=0 s0 s1 line
   load1=$(cut -d' ' -f1 /proc/loadavg)
   e0=$(cpu_ticks "$EMU_PID"); [ ${#proxy_pids[@]} -gt 0 ] && p0=$(cpu_ticks "${proxy_pids[@]}")
+  [ ${#store_pids[@]} -gt 0 ] && d0=$(cpu_ticks "${store_pids[@]}")
   s0=$(system_busy_ticks)
   t0=$(date +%s.%N)
   line=$(LOADGEN_TOKEN=$token "$LOADGEN" run --url "$url" "${tls[@]}" --path "$path" \
@@ -293,14 +299,17 @@ run_one() {
     --label target="$target" --label scenario="$scenario" "$@") || die "loadgen failed for $target/$scenario"
   t1=$(date +%s.%N)
   e1=$(cpu_ticks "$EMU_PID"); [ ${#proxy_pids[@]} -gt 0 ] && p1=$(cpu_ticks "${proxy_pids[@]}")
+  [ ${#store_pids[@]} -gt 0 ] && d1=$(cpu_ticks "${store_pids[@]}")
   s1=$(system_busy_ticks)
   line=$(jq -c --argjson scpu "$(( s1 - s0 ))" --arg load1 "$load1" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" \
       --argjson ecpu "$(( e1 - e0 ))" --argjson pcpu "$(( p1 - p0 ))" --argjson hz "$HZ" --argjson np "${#proxy_pids[@]}" \
+      --argjson dcpu "$(( d1 - d0 ))" --argjson nd "${#store_pids[@]}" \
       '. + {load1: ($load1|tonumber),
             upstream_cores: (($ecpu / $hz / $wall) * 100 | round / 100),
             proxy_cores: (if $np > 0 then (($pcpu / $hz / $wall) * 100 | round / 100) else null end),
+            store_cores: (if $nd > 0 then (($dcpu / $hz / $wall) * 100 | round / 100) else null end),
             system_busy_cores: (($scpu / $hz / $wall) * 100 | round / 100)}
-        | . + {other_cores: ((.system_busy_cores - .upstream_cores - (.proxy_cores // 0) - (.loadgen_cores // 0)) * 100 | round / 100)}' <<<"$line")
+        | . + {other_cores: ((.system_busy_cores - .upstream_cores - (.proxy_cores // 0) - (.store_cores // 0) - (.loadgen_cores // 0)) * 100 | round / 100)}' <<<"$line")
   line=$(jq -c --argjson max "$DISTURBED_CORES" '. + {disturbed: (.other_cores > $max)}' <<<"$line")
   echo "$line" >>"$RESULTS"
   jq -r '"bench: \(.target)/\(.scenario): \(.rps) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors)\(if .disturbed then ", DISTURBED (other processes used \(.other_cores) cores)" else "" end)"' <<<"$line" >&2
@@ -343,11 +352,11 @@ DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (+ uncommi
   echo "- GET: \`$GET_PATH\`; LIST: \`$LIST_PATH\` ($LIST_COUNT $LIST_KIND, $(jq -s -r 'map(select(.scenario=="list"))[0].bytes_per_response // 0' "$RESULTS") bytes per response)"
   echo "- saturation runs: ${WARMUP}s warm-up + ${DURATION}s measured; 1-connection runs: 1s + ${LAT_DURATION}s"
   echo
-  echo "CPU columns are cores busy during the run (warm-up included): the proxy, the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark). A run with others > $DISTURBED_CORES cores is marked disturbed and retried (up to $RETRIES times); a cell's ratios use its undisturbed runs when it has any."
+  echo "CPU columns are cores busy during the run (warm-up included): the proxy, its PostgreSQL server (\"store\", with HP_STORE=postgres), the emulator, the load generator, and every other process on the machine (\"others\": disturbance from outside the benchmark). A run with others > $DISTURBED_CORES cores is marked disturbed and retried (up to $RETRIES times); a cell's ratios use its undisturbed runs when it has any."
   echo
-  echo "| round | scenario | target | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | CPU proxy | CPU emulator | CPU loadgen | CPU others | load1 |"
-  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  jq -r '"| \(.round)\(if .disturbed then " (disturbed)" else "" end) | \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.upstream_cores) | \(.loadgen_cores // "-") | \(.other_cores) | \(.load1) |"' "$RESULTS"
+  echo "| round | scenario | target | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | CPU proxy | CPU store | CPU emulator | CPU loadgen | CPU others | load1 |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  jq -r '"| \(.round)\(if .disturbed then " (disturbed)" else "" end) | \(.scenario) | \(.target) | \(.connections) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p90) | \(.latency_ms.p99) | \(.latency_ms.p999) | \(.errors) | \(.proxy_cores // "-") | \(.store_cores // "-") | \(.upstream_cores) | \(.loadgen_cores // "-") | \(.other_cores) | \(.load1) |"' "$RESULTS"
   echo
   if [ "$ROUNDS" -gt 1 ]; then
     echo "Ratios below use, per scenario and target, the median over the $ROUNDS rounds of req/s and of p50 (undisturbed runs only, when a cell has any)."
