@@ -150,22 +150,40 @@ impl RotatingFile {
         std::fs::rename(&self.path, self.rotated(1))
     }
 
-    /// Appends `text` (whole lines), rotating first when the file would pass the limit, and
-    /// syncs it to disk.
+    /// Appends `text` (whole lines), rotating between lines whenever the next line would take
+    /// the file past the limit (a batch of many events is spread over files like single ones;
+    /// a line longer than the limit gets a file of its own), and syncs each file it wrote to.
     pub fn append(&self, text: &[u8]) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if size > 0 && size + text.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        let mut size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let mut rest = text;
+        while !rest.is_empty() {
+            // the whole lines that fit in the current file (an empty file takes at least one)
+            let mut take = 0usize;
+            for line in rest.split_inclusive(|b| *b == b'\n') {
+                let after = size + (take + line.len()) as u64;
+                if (size > 0 || take > 0) && after > self.max_bytes {
+                    break;
+                }
+                take += line.len();
+            }
+            if take > 0 {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?;
+                f.write_all(&rest[..take])?;
+                f.sync_data()?;
+                rest = &rest[take..];
+            }
+            if !rest.is_empty() {
+                self.rotate()?;
+                size = 0;
+            }
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        f.write_all(text)?;
-        f.sync_data()
+        Ok(())
     }
 
     /// The current file.
@@ -299,5 +317,52 @@ async fn post(
         Ok(())
     } else {
         Err(format!("the webhook answered {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One append of many lines is spread over files of at most `max_bytes` (each line whole,
+    /// none lost, in order), and a line longer than the limit gets a file of its own.
+    #[test]
+    fn a_big_batch_rotates_between_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let file = RotatingFile {
+            path: path.clone(),
+            max_bytes: 100,
+            max_files: 50,
+        };
+        let lines: Vec<String> = (0..20)
+            .map(|i| format!("{{\"n\":{i:02},\"pad\":\"xxxxxxxxxx\"}}\n"))
+            .collect();
+        assert_eq!(lines[0].len(), 28);
+        file.append(lines.concat().as_bytes()).unwrap();
+        let long = format!("{}\n", "y".repeat(250));
+        file.append(long.as_bytes()).unwrap();
+        file.append(lines[0].as_bytes()).unwrap();
+
+        // oldest first: PATH.N .. PATH.1, then PATH
+        let mut all = String::new();
+        let mut n = 1;
+        let mut files = vec![];
+        while file.rotated(n).exists() {
+            files.push(file.rotated(n));
+            n += 1;
+        }
+        files.reverse();
+        files.push(path);
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(text.ends_with('\n'), "{f:?} ends inside a line");
+            if text != long {
+                assert!(text.len() <= 100, "{f:?} has {} bytes", text.len());
+            }
+            all.push_str(&text);
+        }
+        assert_eq!(all, format!("{}{long}{}", lines.concat(), lines[0]));
+        assert_eq!(files.len(), 9, "{files:?}");
     }
 }
