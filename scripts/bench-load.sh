@@ -25,6 +25,7 @@
 #     TARGETS="holdpoint holdpoint-nomask" LIST_KIND=secrets SCENARIOS="list list-1conn" scripts/bench-load.sh
 #   The data path alone (the foundation's phases, masking and audit off): target `holdpoint-bare`.
 #     TARGETS="direct holdpoint holdpoint-noaudit holdpoint-bare nginx" SCENARIOS="get get-1conn" scripts/bench-load.sh
+#   HP_DATA_THREADS (0: every Holdpoint's `data_threads`, 0 = one per CPU)
 #   LOADGEN_TARGET_DIR (bench/loadgen/target: where loadgen is built)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +44,7 @@ NGINX_PROXY_BUFFER_SIZE=${NGINX_PROXY_BUFFER_SIZE:-} # empty: nginx's default (o
 TARGETS=${TARGETS:-"direct holdpoint nginx"}
 SCENARIOS=${SCENARIOS:-"get get-1conn list list-1conn"}
 HP_STORE=${HP_STORE:-sqlite}
+HP_DATA_THREADS=${HP_DATA_THREADS:-0}
 OUT=${OUT:-bench/results/latest.md}
 ROUNDS=${ROUNDS:-3}
 DISTURBED_CORES=${DISTURBED_CORES:-0.15}
@@ -167,6 +169,7 @@ hp_config() {
 listen: 127.0.0.1:$2
 admin_listen: 127.0.0.1:$3
 data_dir: $1/data
+data_threads: $HP_DATA_THREADS
 upstream:
   kubeconfig: $WORK/emulator.kubeconfig
 authentication:

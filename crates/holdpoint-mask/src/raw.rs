@@ -10,11 +10,13 @@
 //! `TextMasker::raw_may_match`). If nothing can match, the edits are the whole masking: the
 //! output is the input with the edits applied, or the input itself when there are none.
 //! Strings with escapes are decoded and checked one by one (their raw bytes differ from the
-//! text).
+//! text). When a detector may match, the value is walked once more checking every string on its
+//! own, as the structural walker does: a flagged string becomes an edit (its masked text,
+//! re-encoded), counted only if no structural edit replaces the value around it.
 //!
-//! Whatever the fast path does not do itself (a detector that may match, a `Table`, JSON it
-//! cannot read) goes to the slow path: decode to a `Value`, mask with the structural walker,
-//! encode. Both paths mask the same; the property tests compare them.
+//! Whatever the fast path does not do itself (a flagged map key, a `Table`, configured field
+//! rules, JSON it cannot read) goes to the slow path: decode to a `Value`, mask with the
+//! structural walker, encode. Both paths mask the same; the property tests compare them.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -43,7 +45,7 @@ enum Stop {
     Invalid,
     /// The bytes end inside the value (only meaningful for a prefix, see [`mask_prefix`]).
     Incomplete,
-    /// Needs the slow path (a detector may match, a Table).
+    /// Needs the slow path (a flagged map key, a Table, field rules).
     Slow,
 }
 
@@ -202,6 +204,9 @@ fn fast(
             summary.add_n(rule, n);
         }
         summary.merge(&w.summary);
+        for found in w.edits.iter().filter_map(|e| e.found.as_deref()) {
+            summary.merge(found);
+        }
     }
     scratch.edits = w.edits;
     scratch.blanks = w.blanks;
@@ -227,6 +232,9 @@ fn item_kind(kind: Option<&str>) -> Option<&str> {
 struct Edit {
     range: Range<usize>,
     with: Cow<'static, str>,
+    /// What the text detectors found in a string masked as text (counted if the edit survives:
+    /// a structural edit around it replaces it and its findings).
+    found: Option<Box<MaskSummary>>,
 }
 
 /// One member of an object.
@@ -261,7 +269,8 @@ struct Walker<'m, 'a> {
     summary: MaskSummary,
     /// Counts of [`RULES`].
     counts: [u64; RULES.len()],
-    /// Check every string with the detectors (the raw prefilter is unsound for the config).
+    /// Check every string with the detectors and mask the flagged ones (the raw prefilter is
+    /// unsound for the config, or it found a possible match in the value).
     check_strings: bool,
     depth: usize,
     /// Member lists for reuse.
@@ -272,6 +281,33 @@ impl<'a> Walker<'_, 'a> {
     /// Walks the value and runs the detector pass: the value's end when the edits are the
     /// whole masking.
     fn run(&mut self, hint: Option<&str>, prefix: bool, scan: &mut Vec<u8>) -> Result<usize, Stop> {
+        self.walk(hint, prefix)?;
+        std::str::from_utf8(&self.b[..self.end]).map_err(|_| Stop::Invalid)?;
+        if !self.check_strings {
+            let may_match = if self.edits.is_empty() && self.blanks.is_empty() {
+                self.m.text().raw_may_match(&self.b[..self.end])
+            } else {
+                scan.clear();
+                self.render_scan(scan);
+                self.m.text().raw_may_match(scan)
+            };
+            if may_match {
+                // walk again, checking (and masking) every string on its own
+                self.edits.clear();
+                self.blanks.clear();
+                self.last_applied.clear();
+                self.summary = MaskSummary::new();
+                self.counts = [0; RULES.len()];
+                self.depth = 0;
+                self.check_strings = true;
+                self.walk(hint, prefix)?;
+            }
+        }
+        Ok(self.end)
+    }
+
+    /// One walk over the value, setting `end`.
+    fn walk(&mut self, hint: Option<&str>, prefix: bool) -> Result<(), Stop> {
         let b = self.b;
         let start = ws(b, 0);
         let end = self.value(start, hint, Ctx::Plain)?;
@@ -279,20 +315,7 @@ impl<'a> Walker<'_, 'a> {
             return Err(Stop::Invalid);
         }
         self.end = if prefix { end } else { b.len() };
-        std::str::from_utf8(&b[..self.end]).map_err(|_| Stop::Invalid)?;
-        if !self.check_strings {
-            let may_match = if self.edits.is_empty() && self.blanks.is_empty() {
-                self.m.text().raw_may_match(&b[..self.end])
-            } else {
-                scan.clear();
-                self.render_scan(scan);
-                self.m.text().raw_may_match(scan)
-            };
-            if may_match {
-                return Err(Stop::Slow);
-            }
-        }
-        Ok(self.end)
+        Ok(())
     }
 
     fn count(&mut self, rule: &str) {
@@ -457,7 +480,27 @@ impl<'a> Walker<'_, 'a> {
         self.decode(range.clone(), escaped).map(Some)
     }
 
-    fn check_text(&self, range: Range<usize>, escaped: bool) -> Result<(), Stop> {
+    /// Masks the string value at `range` with the text detectors: a flagged string becomes an
+    /// edit (its masked text as JSON).
+    fn check_text(&mut self, range: Range<usize>, escaped: bool) -> Result<(), Stop> {
+        let text = self.decode(range.clone(), escaped)?;
+        let mut found = MaskSummary::new();
+        let masked = match self.m.text().mask(&text, &mut found) {
+            Cow::Borrowed(_) => return Ok(()),
+            Cow::Owned(masked) => masked,
+        };
+        let json = serde_json::to_string(&masked).map_err(|_| Stop::Invalid)?;
+        self.edits.push(Edit {
+            range,
+            with: Cow::Owned(json),
+            found: Some(Box::new(found)),
+        });
+        Ok(())
+    }
+
+    /// A map key with the text detectors: a flagged key needs the slow path (masking keys can
+    /// merge members).
+    fn check_key(&self, range: Range<usize>, escaped: bool) -> Result<(), Stop> {
         let text = self.decode(range, escaped)?;
         if self.m.text().is_flagged(&text) {
             Err(Stop::Slow)
@@ -520,7 +563,7 @@ impl<'a> Walker<'_, 'a> {
                 }
                 let (kend, kesc) = self.string(j)?;
                 if kesc || self.check_strings {
-                    self.check_text(j..kend, kesc)?;
+                    self.check_key(j..kend, kesc)?;
                 }
                 let key = self.key_bytes(j..kend, kesc)?;
                 let colon = ws(b, kend);
@@ -717,7 +760,11 @@ impl<'a> Walker<'_, 'a> {
                 k += 1;
             }
         }
-        self.edits.push(Edit { range, with });
+        self.edits.push(Edit {
+            range,
+            with,
+            found: None,
+        });
     }
 
     /// The values of the object at `i` (all of them, or those of members named `key`).
@@ -994,10 +1041,92 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_possible_detector_match_takes_the_slow_path() {
+    /// Fast path and slow path over the same bytes: (fast output and summary, slow value and
+    /// summary); `None` when the fast path gave up.
+    fn both_summaries(
+        bytes: &[u8],
+        hint: Option<&str>,
+    ) -> (Option<(Vec<u8>, MaskSummary)>, Value, MaskSummary) {
         let m = Masker::new(&MaskConfig::default()).unwrap();
-        let cm = br#"{"kind":"ConfigMap","data":{"url":"postgres://app:S3cr3t@db/app"}}"#;
+        let mut fast_summary = MaskSummary::new();
+        let mut out = Vec::new();
+        let fast = fast(
+            &m,
+            bytes,
+            hint,
+            crate::NO_REVEAL,
+            &mut fast_summary,
+            &mut Scratch::default(),
+            &mut out,
+            false,
+        )
+        .ok()
+        .map(|_| (out, fast_summary));
+        let mut slow: Value = serde_json::from_slice(bytes).unwrap();
+        let mut slow_summary = MaskSummary::new();
+        m.mask_value_with(&mut slow, hint, crate::NO_REVEAL, &mut slow_summary);
+        (fast, slow, slow_summary)
+    }
+
+    #[test]
+    fn flagged_strings_are_masked_on_the_fast_path_in_place() {
+        let cm = br#"{"kind":"ConfigMap","metadata":{"name":"web"},"data":{"url":"postgres://app:S3cr3t@db/app","esc":"postgres://app:S3cr3t\u0040db/x","plain":"x"}}"#;
+        let (fast, slow, slow_summary) = both_summaries(cm, None);
+        let (out, summary) = fast.expect("the fast path masks flagged strings itself");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(!text.contains("S3cr3t"), "{text}");
+        // only the flagged strings change: the rest keeps its bytes and order
+        assert!(
+            text.starts_with(r#"{"kind":"ConfigMap","metadata":{"name":"web"},"data":{"url":""#)
+        );
+        assert!(text.ends_with(r#","plain":"x"}}"#));
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), slow);
+        assert_eq!(summary, slow_summary);
+        assert_eq!(summary.count("text.url-password"), 2);
+    }
+
+    #[test]
+    fn a_flagged_string_replaced_by_a_structural_rule_counts_once() {
+        let secret = br#"{"kind":"Secret","data":{"url":"postgres://app:S3cr3t@db/app"},"stringData":{"u":"postgres://app:S3cr3t@db/app"},"note":"postgres://app:S3cr3t@db/app"}"#;
+        let (fast_out, slow, slow_summary) = both_summaries(secret, None);
+        let (out, summary) = fast_out.expect("fast path");
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), slow);
+        assert_eq!(summary, slow_summary);
+        assert_eq!(summary.count("secret.data"), 1);
+        assert_eq!(summary.count("secret.stringData"), 1);
+        assert_eq!(
+            summary.count("text.url-password"),
+            1,
+            "only the note is masked as text"
+        );
+        // a revealed object keeps its strings: nothing inside it is masked as text
+        let m = Masker::new(&MaskConfig::default()).unwrap();
+        let reveal = crate::Reveal::kinds(["ConfigMap"]);
+        let cm = br#"{"kind":"List","items":[{"kind":"ConfigMap","data":{"u":"postgres://app:S3cr3t@db/app"}},{"kind":"Pod","x":"postgres://app:S3cr3t@db/app"}]}"#;
+        let mut s = MaskSummary::new();
+        let mut out = Vec::new();
+        fast(
+            &m,
+            cm,
+            None,
+            &reveal,
+            &mut s,
+            &mut Scratch::default(),
+            &mut out,
+            false,
+        )
+        .ok()
+        .expect("fast path");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["items"][0]["data"]["u"], "postgres://app:S3cr3t@db/app");
+        assert!(!v["items"][1]["x"].as_str().unwrap().contains("S3cr3t"));
+        assert_eq!(s.count("text.url-password"), 1);
+    }
+
+    #[test]
+    fn a_flagged_key_takes_the_slow_path() {
+        let m = Masker::new(&MaskConfig::default()).unwrap();
+        let cm = br#"{"kind":"ConfigMap","data":{"postgres://app:S3cr3t@db/app":"x"}}"#;
         assert!(fast_only(&m, cm, None).is_none());
         let mut s = MaskSummary::new();
         let out = mask_value_bytes(&m, cm, None, crate::NO_REVEAL, &mut s).unwrap();

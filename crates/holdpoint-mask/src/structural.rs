@@ -343,9 +343,10 @@ impl Masker {
         s: &mut MaskSummary,
     ) {
         if is_watch_event(map) {
+            // no kind of its own: its `type` gets the detectors like any string
             self.mask_keys(map, s);
-            if let Some(obj) = map.get_mut("object") {
-                self.walk(obj, None, r, s);
+            for child in map.values_mut() {
+                self.walk(child, None, r, s);
             }
             return;
         }
