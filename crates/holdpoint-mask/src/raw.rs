@@ -187,9 +187,8 @@ fn fast(
         end: 0,
         edits: std::mem::take(&mut scratch.edits),
         blanks: std::mem::take(&mut scratch.blanks),
+        revealed: Vec::new(),
         last_applied: std::mem::take(&mut scratch.last_applied),
-        counts: [0; RULES.len()],
-        summary: MaskSummary::new(),
         check_strings: !m.text().raw_prefilter_sound(),
         depth: 0,
         pool: std::mem::take(&mut scratch.pool),
@@ -200,12 +199,22 @@ fn fast(
     let result = w.run(hint, prefix, &mut scratch.scan);
     if result.is_ok() {
         w.render(out);
-        for (rule, n) in RULES.iter().zip(w.counts) {
+        // only what survives counts: a revealed object or a structural edit around an edit
+        // takes it in, as the value walker never looks inside those
+        let mut counts = [0u64; RULES.len()];
+        for e in &w.edits {
+            if let Some(i) = e.rule {
+                counts[i] += 1;
+            }
+            if let Some(found) = e.found.as_deref() {
+                summary.merge(found);
+            }
+        }
+        for (rule, n) in RULES.iter().zip(counts) {
             summary.add_n(rule, n);
         }
-        summary.merge(&w.summary);
-        for found in w.edits.iter().filter_map(|e| e.found.as_deref()) {
-            summary.merge(found);
+        for (_, kind) in &w.revealed {
+            summary.add_revealed(kind);
         }
     }
     scratch.edits = w.edits;
@@ -235,6 +244,8 @@ struct Edit {
     /// What the text detectors found in a string masked as text (counted if the edit survives:
     /// a structural edit around it replaces it and its findings).
     found: Option<Box<MaskSummary>>,
+    /// The structural rule (index in [`RULES`]) that made it, counted if it survives.
+    rule: Option<usize>,
 }
 
 /// One member of an object.
@@ -264,11 +275,11 @@ struct Walker<'m, 'a> {
     edits: Vec<Edit>,
     /// Revealed objects: unchanged, but blanked for the detector pass.
     blanks: Vec<Range<usize>>,
+    /// Revealed objects and their kinds, counted if no revealed object or edit around them
+    /// takes them in (the value walker does not look inside those).
+    revealed: Vec<(Range<usize>, String)>,
     /// Last-applied annotations seen inside the `metadata` being walked, for its object.
     last_applied: Vec<Range<usize>>,
-    summary: MaskSummary,
-    /// Counts of [`RULES`].
-    counts: [u64; RULES.len()],
     /// Check every string with the detectors and mask the flagged ones (the raw prefilter is
     /// unsound for the config, or it found a possible match in the value).
     check_strings: bool,
@@ -295,9 +306,8 @@ impl<'a> Walker<'_, 'a> {
                 // walk again, checking (and masking) every string on its own
                 self.edits.clear();
                 self.blanks.clear();
+                self.revealed.clear();
                 self.last_applied.clear();
-                self.summary = MaskSummary::new();
-                self.counts = [0; RULES.len()];
                 self.depth = 0;
                 self.check_strings = true;
                 self.walk(hint, prefix)?;
@@ -318,11 +328,14 @@ impl<'a> Walker<'_, 'a> {
         Ok(())
     }
 
+    /// Counts the edit just made for `rule` (when it survives).
     fn count(&mut self, rule: &str) {
-        if let Some(i) = RULES.iter().position(|r| *r == rule) {
-            self.counts[i] += 1;
-        } else {
-            self.summary.add(rule);
+        let i = RULES.iter().position(|r| *r == rule);
+        if let Some(e) = self.edits.last_mut() {
+            match i {
+                Some(i) => e.rule = Some(i),
+                None => e.found.get_or_insert_with(Default::default).add(rule),
+            }
         }
     }
 
@@ -494,6 +507,7 @@ impl<'a> Walker<'_, 'a> {
             range,
             with: Cow::Owned(json),
             found: Some(Box::new(found)),
+            rule: None,
         });
         Ok(())
     }
@@ -661,20 +675,31 @@ impl<'a> Walker<'_, 'a> {
         {
             self.edits.truncate(edits_start);
             self.blanks.truncate(blanks_start);
-            self.blanks.push(range);
-            self.summary.add_revealed(k);
+            self.revealed
+                .retain(|(r, _)| !(r.start >= range.start && r.end <= range.end));
+            self.blanks.push(range.clone());
+            self.revealed.push((range, k.to_owned()));
             return Ok(());
         }
         let mut changed = false;
         for la in last_applied {
             let text = self.decode(la.clone(), self.b[la.clone()].contains(&b'\\'))?;
-            if let Some(masked) =
-                self.m
-                    .mask_last_applied_text(&text, self.reveal, &mut self.summary)
-            {
+            let mut found = MaskSummary::new();
+            let mut masked = self
+                .m
+                .mask_last_applied_text(&text, self.reveal, &mut found);
+            if self.check_strings {
+                // the annotation is a string of this object too: the detectors see it as
+                // masked so far (an applied object of a revealed kind is not masked above)
+                let current = masked.as_deref().unwrap_or(&text);
+                if let Cow::Owned(m) = self.m.text().mask(current, &mut found) {
+                    masked = Some(m);
+                }
+            }
+            if let Some(masked) = masked {
                 let json =
                     serde_json::to_string(&masked).unwrap_or_else(|_| PLACEHOLDER_JSON.to_owned());
-                self.replace(edits_start, la, Cow::Owned(json));
+                self.replace_found(edits_start, la, Cow::Owned(json), Some(Box::new(found)));
                 changed = true;
             }
         }
@@ -731,6 +756,8 @@ impl<'a> Walker<'_, 'a> {
                             .retain(|e| !(e.range.start >= r.start && e.range.end <= r.end));
                         self.blanks
                             .retain(|x| !(x.start >= r.start && x.end <= r.end));
+                        self.revealed
+                            .retain(|(x, _)| !(x.start >= r.start && x.end <= r.end));
                         self.array(r.start, want)?;
                         changed = true;
                     }
@@ -750,6 +777,20 @@ impl<'a> Walker<'_, 'a> {
 
     /// Records that `range` becomes `with`, dropping the changes inside it.
     fn replace(&mut self, edits_start: usize, range: Range<usize>, with: Cow<'static, str>) {
+        self.replace_found(edits_start, range, with, None);
+    }
+
+    /// [`Walker::replace`] with what was found in the replaced value, counted if this edit
+    /// survives.
+    fn replace_found(
+        &mut self,
+        edits_start: usize,
+        range: Range<usize>,
+        with: Cow<'static, str>,
+        found: Option<Box<MaskSummary>>,
+    ) {
+        self.revealed
+            .retain(|(r, _)| !(r.start >= range.start && r.end <= range.end));
         let start = edits_start.min(self.edits.len());
         let mut k = start;
         while k < self.edits.len() {
@@ -763,7 +804,8 @@ impl<'a> Walker<'_, 'a> {
         self.edits.push(Edit {
             range,
             with,
-            found: None,
+            found,
+            rule: None,
         });
     }
 

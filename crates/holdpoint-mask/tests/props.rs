@@ -3,7 +3,9 @@
 //! streaming masker (zero-copy fast path, item by item) masks exactly as the `Value` walker
 //! does, in any chunking, for documents, lists and watch streams.
 
-use holdpoint_mask::{DATA_PLACEHOLDER, JsonStream, MaskConfig, Masker, NO_REVEAL, PLACEHOLDER};
+use holdpoint_mask::{
+    DATA_PLACEHOLDER, JsonStream, MaskConfig, MaskSummary, Masker, NO_REVEAL, PLACEHOLDER, Reveal,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -139,7 +141,7 @@ fn stream(body: &[u8], size: usize) -> Vec<u8> {
 }
 
 /// [`stream`], and what the streaming masker counted.
-fn stream_counting(body: &[u8], size: usize) -> (Vec<u8>, holdpoint_mask::MaskSummary) {
+fn stream_counting(body: &[u8], size: usize) -> (Vec<u8>, MaskSummary) {
     let mut s = JsonStream::new(NO_REVEAL.clone(), 1 << 24);
     let mut out = Vec::new();
     for chunk in body.chunks(size.max(1)) {
@@ -232,6 +234,37 @@ proptest! {
         // value takes the slow path)
         let again: Value = serde_json::from_slice(&stream(&whole, size)).unwrap();
         prop_assert_eq!(&again, &streamed);
+    }
+
+    #[test]
+    fn with_revealed_kinds_streaming_masks_and_counts_as_the_value_walker(
+        v in object(),
+        revealed in prop::collection::vec(kind(), 0..3),
+        size in 1usize..48,
+    ) {
+        // one value through the raw walker (a top-level list or Table streams item by item,
+        // masking items of a revealed list by their own kind: stricter than the value walker),
+        // so such a value is wrapped
+        let top_kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let v = if top_kind.ends_with("List") || top_kind == "Table" {
+            json!({ "wrapped": v })
+        } else {
+            v
+        };
+        let reveal = Reveal::kinds(revealed);
+        let body = serde_json::to_vec(&v).unwrap();
+        let mut s = JsonStream::new(reveal.clone(), 1 << 24);
+        let mut out = Vec::new();
+        for chunk in body.chunks(size) {
+            s.push(masker(), chunk, &mut out).expect("valid JSON streams");
+        }
+        s.finish(masker(), &mut out).expect("complete JSON streams");
+        let streamed: Value = serde_json::from_slice(&out).expect("valid JSON out");
+        let mut expected = v.clone();
+        let mut counted = MaskSummary::new();
+        masker().mask_value_with(&mut expected, None, &reveal, &mut counted);
+        prop_assert_eq!(&streamed, &expected);
+        prop_assert_eq!(s.summary(), &counted);
     }
 
     #[test]
