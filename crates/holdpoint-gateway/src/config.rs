@@ -1145,6 +1145,14 @@ mod tests {
 
     const MINIMAL: &str = "data_dir: /tmp/x\nupstream:\n  kubeconfig: /nonexistent\n";
 
+    /// The problems `validate` reports (the config must be invalid).
+    fn problems_of(c: &Config) -> Vec<String> {
+        match c.validate() {
+            Err(ConfigError::Invalid(problems)) => problems,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
     #[test]
     fn defaults_fill_in() {
         let c = Config::from_yaml(MINIMAL).unwrap();
@@ -1231,9 +1239,7 @@ mod tests {
         ))
         .unwrap();
         assert!(!c.upstream.impersonate);
-        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
-            panic!("expected Invalid");
-        };
+        let problems = problems_of(&c);
         for needle in ["cache_ttl", "max_cache_entries", "audiences", "ca_file"] {
             assert!(
                 problems.iter().any(|p| p.contains(needle)),
@@ -1277,9 +1283,7 @@ mod tests {
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(dbg.contains("postgres://hp:***@db:5432/holdpoint"), "{dbg}");
         let c = Config::from_yaml(&format!("{MINIMAL}store:\n  url: mysql://x\n")).unwrap();
-        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
-            panic!("expected Invalid");
-        };
+        let problems = problems_of(&c);
         assert!(
             problems.iter().any(|p| p.contains("store.url")),
             "{problems:?}"
@@ -1294,9 +1298,7 @@ mod tests {
             "data_dir: /x\nlisten: 127.0.0.1:1\nadmin_listen: 127.0.0.1:1\nupstream:\n  kubeconfig: /nonexistent\nauthentication:\n  static_tokens:\n    - sha256: XYZ\n      user: ''\n",
         )
         .unwrap();
-        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
-            panic!("expected Invalid");
-        };
+        let problems = problems_of(&c);
         assert_eq!(problems.len(), 4, "{problems:?}");
     }
 
@@ -1342,9 +1344,7 @@ mod tests {
         let c = Config::from_yaml(&format!("{MINIMAL}data_threads: 3\n")).unwrap();
         assert_eq!(c.data_thread_count(), 3);
         let c = Config::from_yaml(&format!("{MINIMAL}data_threads: 5000\n")).unwrap();
-        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
-            panic!("expected Invalid");
-        };
+        let problems = problems_of(&c);
         assert!(
             problems.iter().any(|p| p.contains("data_threads")),
             "{problems:?}"
@@ -1384,9 +1384,7 @@ mod tests {
             "{MINIMAL}audit:\n  max_body_bytes: 0\n  max_batch: 0\n  retention: {{max_events: 0}}\n  sinks:\n    webhook: {{url: 'ftp://x'}}\n"
         ))
         .unwrap();
-        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
-            panic!("expected Invalid");
-        };
+        let problems = problems_of(&c);
         let text = problems.join("\n");
         for needle in [
             "audit.max_body_bytes",
@@ -1454,9 +1452,7 @@ mod tests {
             "{MINIMAL}authentication:\n  oidc:\n    - issuer: http://idp.example\n      audiences: []\n      username_claim: ''\n      groups_prefix: 'g:'\n      algorithms: [HS256, none, RS256]\n      ca_file: /nonexistent.pem\n      leeway: 1h\n      jwks_refresh_interval: 1s\n      jwks_min_refresh_interval: 10s\n    - issuer: http://idp.example\n      audiences: [a]\n      algorithms: []\n      jwks_min_refresh_interval: 0s\n"
         ))
         .unwrap();
-        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
-            panic!("expected Invalid");
-        };
+        let problems = problems_of(&c);
         let text = problems.join("\n");
         for needle in [
             "oidc[0].issuer must be an https:// URL",

@@ -1049,12 +1049,8 @@ mod tests {
     }
 
     fn both(v: &Value, hint: Option<&str>) -> (Value, Option<Value>) {
-        let m = Masker::new(&MaskConfig::default()).unwrap();
-        let bytes = serde_json::to_vec(v).unwrap();
-        let mut slow = v.clone();
-        let mut s = MaskSummary::new();
-        m.mask_value_with(&mut slow, hint, crate::NO_REVEAL, &mut s);
-        let fast = fast_only(&m, &bytes, hint).map(|b| serde_json::from_slice(&b).unwrap());
+        let (fast, slow, _) = both_summaries(&serde_json::to_vec(v).unwrap(), hint);
+        let fast = fast.map(|(b, _)| serde_json::from_slice(&b).unwrap());
         (slow, fast)
     }
 
