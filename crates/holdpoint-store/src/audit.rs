@@ -1,5 +1,5 @@
-//! The audit log's stored form: events in one hash chain, signed checkpoints, and the key that
-//! signs them.
+//! The audit log's events in one hash chain, signed checkpoints, and the key that signs them
+//! (how events are laid out in the database: [`crate::pack`]).
 //!
 //! The store does not know what an event means: the gateway builds the event (the Kubernetes
 //! `audit.k8s.io/v1` Event with Holdpoint's fields, as JSON text) and the encoded bodies; the
@@ -410,7 +410,8 @@ pub struct AuditFilter {
     pub username: Option<String>,
     /// Only this session's.
     pub session_id: Option<String>,
-    /// Only this request's.
+    /// Only this request's. Not indexed: on a long log, combine it with a time range or a
+    /// session.
     pub audit_id: Option<String>,
     /// Leave the bodies out (listing).
     pub without_bodies: bool,

@@ -5,20 +5,22 @@
 
 use std::collections::HashMap;
 
+use std::collections::BTreeSet;
+
 use crate::audit::{
     AppendedEvent, AuditCheckpoint, AuditEvent, AuditFilter, AuditHead, AuditSigner,
     EventContent, NewAuditEvent, SessionKey, event_hash,
 };
+use crate::pack::{self, Pack, PackEntry};
 
-const AUDIT_COLUMNS: &str =
+/// The columns of the one-row-per-event table of before packs (`repack_legacy_audit`).
+const LEGACY_COLUMNS: &str =
     "seq, audit_id, kind, at, username, session_id, event, request_body, response_body, \
      prev_hash, hash";
-const AUDIT_COLUMNS_NO_BODIES: &str =
-    "seq, audit_id, kind, at, username, session_id, event, NULL AS request_body, \
-     NULL AS response_body, prev_hash, hash";
+/// Packs read per query when scanning.
+const PACKS_PER_READ: i64 = 16;
 
-
-fn audit_event_from_row(row: &DbRow) -> Res<AuditEvent> {
+fn legacy_event_from_row(row: &DbRow) -> Res<AuditEvent> {
     Ok(AuditEvent {
         seq: row.try_get("seq")?,
         audit_id: row.try_get("audit_id")?,
@@ -134,7 +136,25 @@ async fn append_locked(
         });
         prev = hash;
     }
-    insert_audit_rows(tx, &rows).await?;
+    let entries: Vec<PackEntry<'_>> = rows
+        .iter()
+        .map(|r| PackEntry {
+            seq: r.seq,
+            content: EventContent {
+                audit_id: &r.event.audit_id,
+                kind: &r.event.kind,
+                at: r.event.at,
+                username: r.event.username.as_deref(),
+                session_id: &r.session_id,
+                event: &r.event.event,
+                request_body: r.event.request_body.as_deref(),
+                response_body: r.event.response_body.as_deref(),
+            },
+            prev_hash: &r.prev_hash,
+            hash: &r.hash,
+        })
+        .collect();
+    insert_packs(tx, &entries).await?;
     for (caller, (session_id, last_at, changed)) in &gaps {
         if *changed {
             sqlx::query(
@@ -162,6 +182,114 @@ async fn append_locked(
             hash: r.hash,
         })
         .collect())
+}
+
+/// Packs `entries` (chain order) into `audit_packs` rows with their session and caller keys.
+async fn insert_packs(tx: &mut Tx, entries: &[PackEntry<'_>]) -> Res<()> {
+    let mut rest = entries;
+    for pack in pack::encode_all(entries)? {
+        let (these, after) = rest.split_at(usize::try_from(pack.events).unwrap_or(0).min(rest.len()));
+        rest = after;
+        insert_pack(tx, &pack, these).await?;
+    }
+    Ok(())
+}
+
+async fn insert_pack(tx: &mut Tx, pack: &Pack, entries: &[PackEntry<'_>]) -> Res<()> {
+    sqlx::query(
+        "INSERT INTO audit_packs (first_seq, last_seq, min_at, max_at, events, bytes, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(pack.first_seq)
+    .bind(pack.last_seq)
+    .bind(pack.min_at)
+    .bind(pack.max_at)
+    .bind(pack.events)
+    .bind(pack.bytes)
+    .bind(&pack.payload)
+    .execute(&mut **tx)
+    .await?;
+    let mut keys = BTreeSet::new();
+    for e in entries {
+        keys.insert(session_key(e.content.session_id));
+        if let Some(u) = e.content.username {
+            keys.insert(user_key(u));
+        }
+    }
+    let keys: Vec<String> = keys.into_iter().collect();
+    // 2 parameters a key: well under both backends' limits for any batch (`max_batch` <= 10,000).
+    for chunk in keys.chunks(5000) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO audit_pack_keys (key, first_seq) ");
+        qb.push_values(chunk, |mut b, k| {
+            b.push_bind(k.as_str()).push_bind(pack.first_seq);
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn session_key(id: &str) -> String {
+    format!("s{id}")
+}
+
+fn user_key(name: &str) -> String {
+    format!("u{name}")
+}
+
+/// The events of the pack that holds `seq` (the last pack starting at or before it), if any.
+async fn pack_holding<'e, E>(ex: E, seq: i64, without_bodies: bool) -> Res<Vec<AuditEvent>>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let row = sqlx::query(
+        "SELECT first_seq, payload FROM audit_packs WHERE first_seq <= $1 \
+         ORDER BY first_seq DESC LIMIT 1",
+    )
+    .bind(seq)
+    .fetch_optional(ex)
+    .await?;
+    match row {
+        Some(row) => unpack(&row, without_bodies),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn unpack(row: &DbRow, without_bodies: bool) -> Res<Vec<AuditEvent>> {
+    let first_seq: i64 = row.try_get("first_seq")?;
+    let payload: Vec<u8> = row.try_get("payload")?;
+    pack::decode(first_seq, &payload, without_bodies)
+}
+
+/// Moves events stored one row each (before packs) into packs, oldest first, a few thousand per
+/// transaction under the chain lock (replicas opening at once take turns). A no-op once the old
+/// table is empty.
+pub(crate) async fn repack_legacy_audit(pool: &Pool) -> Res<u64> {
+    let mut moved = 0u64;
+    loop {
+        let mut tx = begin(pool).await?;
+        lock_head(&mut tx).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {LEGACY_COLUMNS} FROM audit_events ORDER BY seq LIMIT 2000"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(moved);
+        };
+        let last: i64 = last.try_get("seq")?;
+        let events = rows
+            .iter()
+            .map(legacy_event_from_row)
+            .collect::<Res<Vec<_>>>()?;
+        let entries: Vec<_> = events.iter().map(PackEntry::of).collect();
+        insert_packs(&mut tx, &entries).await?;
+        sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        moved += events.len() as u64;
+    }
 }
 
 pub(crate) async fn append_audit(
@@ -236,50 +364,111 @@ pub(crate) async fn audit_checkpoints(pool: &Pool, from_seq: i64) -> Res<Vec<Aud
 }
 
 pub(crate) async fn audit_events(pool: &Pool, filter: &AuditFilter) -> Res<Vec<AuditEvent>> {
-    let columns = if filter.without_bodies {
-        AUDIT_COLUMNS_NO_BODIES
-    } else {
-        AUDIT_COLUMNS
-    };
-    let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-        "SELECT {columns} FROM audit_events WHERE 1 = 1"
-    ));
+    let limit = filter.limit.clamp(1, 10_000) as usize;
+    let mut out = Vec::new();
+    // The first pack that may hold a match: the one holding `after_seq + 1`, the first whose
+    // latest event is not before `since`.
+    let mut from = i64::MIN;
     if let Some(after) = filter.after_seq {
-        qb.push(" AND seq > ").push_bind(after);
+        let start: Option<i64> =
+            sqlx::query("SELECT MAX(first_seq) AS start FROM audit_packs WHERE first_seq <= $1")
+                .bind(after.saturating_add(1))
+                .fetch_one(pool)
+                .await?
+                .try_get("start")?;
+        from = from.max(start.unwrap_or(i64::MIN));
     }
     if let Some(since) = filter.since {
-        qb.push(" AND at >= ").push_bind(to_micros(since));
+        let start: Option<i64> =
+            sqlx::query("SELECT MIN(first_seq) AS start FROM audit_packs WHERE max_at >= $1")
+                .bind(to_micros(since))
+                .fetch_one(pool)
+                .await?
+                .try_get("start")?;
+        match start {
+            Some(start) => from = from.max(start),
+            None => return Ok(out),
+        }
     }
-    if let Some(until) = filter.until {
-        qb.push(" AND at < ").push_bind(to_micros(until));
+    loop {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT first_seq, payload FROM audit_packs WHERE first_seq >= ",
+        );
+        qb.push_bind(from);
+        if let Some(since) = filter.since {
+            qb.push(" AND max_at >= ").push_bind(to_micros(since));
+        }
+        if let Some(until) = filter.until {
+            qb.push(" AND min_at < ").push_bind(to_micros(until));
+        }
+        if let Some(u) = &filter.username {
+            qb.push(" AND first_seq IN (SELECT first_seq FROM audit_pack_keys WHERE key = ")
+                .push_bind(user_key(u))
+                .push(")");
+        }
+        if let Some(s) = &filter.session_id {
+            qb.push(" AND first_seq IN (SELECT first_seq FROM audit_pack_keys WHERE key = ")
+                .push_bind(session_key(s))
+                .push(")");
+        }
+        qb.push(" ORDER BY first_seq LIMIT ").push_bind(PACKS_PER_READ);
+        let rows = qb.build().fetch_all(pool).await?;
+        for row in &rows {
+            for e in unpack(row, filter.without_bodies)? {
+                if matches(filter, &e) {
+                    out.push(e);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            from = row.try_get::<i64, _>("first_seq")?.saturating_add(1);
+        }
+        if rows.len() < PACKS_PER_READ as usize {
+            return Ok(out);
+        }
     }
-    if let Some(u) = &filter.username {
-        qb.push(" AND username = ").push_bind(u.as_str());
-    }
-    if let Some(s) = &filter.session_id {
-        qb.push(" AND session_id = ").push_bind(s.as_str());
-    }
-    if let Some(a) = &filter.audit_id {
-        qb.push(" AND audit_id = ").push_bind(a.as_str());
-    }
-    qb.push(" ORDER BY seq LIMIT ")
-        .push_bind(i64::from(filter.limit.clamp(1, 10_000)));
-    let rows = qb.build().fetch_all(pool).await?;
-    rows.iter().map(audit_event_from_row).collect()
+}
+
+/// Whether a stored event passes `filter` (the packs were chosen by their columns; this checks
+/// each event).
+fn matches(filter: &AuditFilter, e: &AuditEvent) -> bool {
+    filter.after_seq.is_none_or(|a| e.seq > a)
+        && filter.since.is_none_or(|t| e.at >= t)
+        && filter.until.is_none_or(|t| e.at < t)
+        && filter
+            .username
+            .as_ref()
+            .is_none_or(|u| e.username.as_ref() == Some(u))
+        && filter
+            .session_id
+            .as_ref()
+            .is_none_or(|s| &e.session_id == s)
+        && filter.audit_id.as_ref().is_none_or(|a| &e.audit_id == a)
 }
 
 /// The first event at or after `at` (for `--since`).
 pub(crate) async fn audit_first_seq_since(pool: &Pool, at: Timestamp) -> Res<Option<i64>> {
-    let row = sqlx::query("SELECT MIN(seq) AS first FROM audit_events WHERE at >= $1")
-        .bind(to_micros(at))
-        .fetch_one(pool)
-        .await?;
-    Ok(row.try_get("first")?)
+    let start: Option<i64> =
+        sqlx::query("SELECT MIN(first_seq) AS start FROM audit_packs WHERE max_at >= $1")
+            .bind(to_micros(at))
+            .fetch_one(pool)
+            .await?
+            .try_get("start")?;
+    let Some(start) = start else {
+        return Ok(None);
+    };
+    Ok(pack_holding(pool, start, true)
+        .await?
+        .into_iter()
+        .find(|e| e.at >= at)
+        .map(|e| e.seq))
 }
 
 /// Deletes the events before `first_kept` after signing a checkpoint of the last deleted one
 /// (so the rest still verifies from there) and appending `record` (the prune, in the chain
-/// itself). Returns how many events were deleted.
+/// itself). A pack holding events on both sides is packed again with the kept ones. Returns
+/// how many events were deleted.
 pub(crate) async fn prune_audit(
     pool: &Pool,
     first_kept: i64,
@@ -295,22 +484,48 @@ pub(crate) async fn prune_audit(
             head.seq
         )));
     }
-    let anchor = sqlx::query("SELECT seq, hash FROM audit_events WHERE seq = $1")
-        .bind(first_kept - 1)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(anchor) = anchor else {
+    let holding = pack_holding(&mut *tx, first_kept - 1, false).await?;
+    let Some(anchor) = holding.iter().find(|e| e.seq == first_kept - 1) else {
         // Nothing before `first_kept` is left.
         return Ok(0);
     };
-    let anchor_hash: Vec<u8> = anchor.try_get("hash")?;
-    insert_checkpoint(&mut tx, &signer.sign(first_kept - 1, &anchor_hash, now)).await?;
+    insert_checkpoint(&mut tx, &signer.sign(first_kept - 1, &anchor.hash, now)).await?;
     append_locked(&mut tx, &head, std::slice::from_ref(record), 0).await?;
-    let deleted = sqlx::query("DELETE FROM audit_events WHERE seq < $1")
+    let whole: Option<i64> = sqlx::query(
+        "SELECT CAST(SUM(events) AS BIGINT) AS n FROM audit_packs \
+         WHERE first_seq < $1 AND last_seq < $1",
+    )
+    .bind(first_kept)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("n")?;
+    let mut deleted = u64::try_from(whole.unwrap_or(0)).unwrap_or(0);
+    sqlx::query("DELETE FROM audit_packs WHERE first_seq < $1 AND last_seq < $1")
         .bind(first_kept)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
+    // The pack holding `first_kept - 1` and later events: keep the later ones.
+    let first_of_holding = holding.first().map(|e| e.seq);
+    let kept: Vec<&AuditEvent> = holding.iter().filter(|e| e.seq >= first_kept).collect();
+    if !kept.is_empty()
+        && let Some(old_first) = first_of_holding
+    {
+        deleted += (holding.len() - kept.len()) as u64;
+        sqlx::query("DELETE FROM audit_packs WHERE first_seq = $1")
+            .bind(old_first)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM audit_pack_keys WHERE first_seq = $1")
+            .bind(old_first)
+            .execute(&mut *tx)
+            .await?;
+        let entries: Vec<_> = kept.into_iter().map(PackEntry::of).collect();
+        insert_packs(&mut tx, &entries).await?;
+    }
+    sqlx::query("DELETE FROM audit_pack_keys WHERE first_seq < $1")
+        .bind(first_kept)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM audit_checkpoints WHERE seq < $1")
         .bind(first_kept - 1)
         .execute(&mut *tx)
@@ -322,7 +537,7 @@ pub(crate) async fn prune_audit(
 /// The first event still kept, and the sequence number from which the newest `keep` events
 /// start.
 pub(crate) async fn audit_bounds(pool: &Pool) -> Res<(Option<i64>, i64)> {
-    let first: Option<i64> = sqlx::query("SELECT MIN(seq) AS first FROM audit_events")
+    let first: Option<i64> = sqlx::query("SELECT MIN(first_seq) AS first FROM audit_packs")
         .fetch_one(pool)
         .await?
         .try_get("first")?;
@@ -352,31 +567,37 @@ pub(crate) async fn set_audit_sink_cursor(pool: &Pool, name: &str, seq: i64) -> 
 }
 
 /// The first event to keep so that at most `max_bytes` of the newest events (event text and
-/// stored bodies) stay; `None` when everything fits.
+/// bodies, uncompressed) stay; `None` when everything fits.
 pub(crate) async fn audit_first_kept_by_size(pool: &Pool, max_bytes: i64) -> Res<Option<i64>> {
     let mut total: i64 = 0;
     let mut before: Option<i64> = None;
     loop {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT seq, LENGTH(event) + COALESCE(LENGTH(request_body), 0) + \
-             COALESCE(LENGTH(response_body), 0) AS size FROM audit_events",
-        );
+        let mut qb =
+            sqlx::QueryBuilder::<Db>::new("SELECT first_seq, last_seq, bytes FROM audit_packs");
         if let Some(b) = before {
-            qb.push(" WHERE seq < ").push_bind(b);
+            qb.push(" WHERE first_seq < ").push_bind(b);
         }
-        qb.push(" ORDER BY seq DESC LIMIT 5000");
+        qb.push(" ORDER BY first_seq DESC LIMIT 5000");
         let rows = qb.build().fetch_all(pool).await?;
         if rows.is_empty() {
             return Ok(None);
         }
         for row in &rows {
-            let seq: i64 = row.try_get("seq")?;
-            let size: i64 = row.try_get::<Option<i64>, _>("size")?.unwrap_or(0);
-            total = total.saturating_add(size);
-            if total > max_bytes {
-                return Ok(Some(seq + 1));
+            let first_seq: i64 = row.try_get("first_seq")?;
+            let last_seq: i64 = row.try_get("last_seq")?;
+            let bytes: i64 = row.try_get("bytes")?;
+            if total.saturating_add(bytes) > max_bytes {
+                // The limit falls inside this pack: count its events from the newest.
+                for e in pack_holding(pool, last_seq, false).await?.iter().rev() {
+                    total = total.saturating_add(PackEntry::of(e).size() as i64);
+                    if total > max_bytes {
+                        return Ok(Some(e.seq + 1));
+                    }
+                }
+                return Ok(Some(first_seq));
             }
-            before = Some(seq);
+            total += bytes;
+            before = Some(first_seq);
         }
     }
 }

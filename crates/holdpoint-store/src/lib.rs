@@ -27,6 +27,7 @@
 
 pub mod audit;
 mod error;
+pub mod pack;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod types;
@@ -66,32 +67,6 @@ mod sqlite_ops {
     async fn begin(pool: &sqlx::Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
-    /// Rows per multi-row INSERT (11 parameters each; SQLite allows 32,766).
-    const INSERT_CHUNK: usize = 200;
-    /// Inserts chained audit rows with multi-row INSERTs.
-    async fn insert_audit_rows(tx: &mut Tx, rows: &[ChainedRow<'_>]) -> Res<()> {
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO audit_events (seq, audit_id, kind, at, username, session_id, event, \
-                 request_body, response_body, prev_hash, hash) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.seq)
-                    .push_bind(r.event.audit_id.as_str())
-                    .push_bind(r.event.kind.as_str())
-                    .push_bind(to_micros(r.event.at))
-                    .push_bind(r.event.username.as_deref())
-                    .push_bind(r.session_id.as_str())
-                    .push_bind(r.event.event.as_str())
-                    .push_bind(r.event.request_body.as_deref())
-                    .push_bind(r.event.response_body.as_deref())
-                    .push_bind(&r.prev_hash[..])
-                    .push_bind(&r.hash[..]);
-            });
-            qb.build().execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
     include!("ops.rs");
     include!("audit_ops.rs");
 }
@@ -106,50 +81,6 @@ mod pg_ops {
     const NOTIFY: Option<&str> = Some("SELECT pg_notify('holdpoint_approvals', $1)");
     async fn begin(pool: &sqlx::Pool<Db>) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
         pool.begin().await
-    }
-    /// Inserts chained audit rows with one statement whatever their number: each column is
-    /// one array parameter, unnested server-side (one prepared statement, planned once, instead
-    /// of a statement per batch size with 11 parameters a row).
-    async fn insert_audit_rows(tx: &mut Tx, rows: &[ChainedRow<'_>]) -> Res<()> {
-        let seq: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        let audit_id: Vec<&str> = rows.iter().map(|r| r.event.audit_id.as_str()).collect();
-        let kind: Vec<&str> = rows.iter().map(|r| r.event.kind.as_str()).collect();
-        let at: Vec<i64> = rows.iter().map(|r| to_micros(r.event.at)).collect();
-        let username: Vec<Option<&str>> =
-            rows.iter().map(|r| r.event.username.as_deref()).collect();
-        let session_id: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
-        let event: Vec<&str> = rows.iter().map(|r| r.event.event.as_str()).collect();
-        let request_body: Vec<Option<&[u8]>> = rows
-            .iter()
-            .map(|r| r.event.request_body.as_deref())
-            .collect();
-        let response_body: Vec<Option<&[u8]>> = rows
-            .iter()
-            .map(|r| r.event.response_body.as_deref())
-            .collect();
-        let prev_hash: Vec<&[u8]> = rows.iter().map(|r| &r.prev_hash[..]).collect();
-        let hash: Vec<&[u8]> = rows.iter().map(|r| &r.hash[..]).collect();
-        sqlx::query(
-            "INSERT INTO audit_events (seq, audit_id, kind, at, username, session_id, event, \
-             request_body, response_body, prev_hash, hash) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
-             $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[], $10::bytea[], \
-             $11::bytea[])",
-        )
-        .bind(seq)
-        .bind(audit_id)
-        .bind(kind)
-        .bind(at)
-        .bind(username)
-        .bind(session_id)
-        .bind(event)
-        .bind(request_body)
-        .bind(response_body)
-        .bind(prev_hash)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
     include!("ops.rs");
     include!("audit_ops.rs");
@@ -227,10 +158,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // The audit log appends to a table with four indexes: a 32 MiB page cache per
-                // connection (grown only as pages are read) keeps their hot pages out of
-                // `pread`, and checkpointing every 4,000 WAL pages (16 MiB) instead of 1,000
-                // writes each hot index page back less often. Measured in docs/BENCHMARKS.md.
+                // A 32 MiB page cache per connection (grown only as pages are read) keeps the
+                // hot index pages out of `pread`, and checkpointing every 4,000 WAL pages
+                // (16 MiB) instead of 1,000 writes each hot page back less often. Measured in
+                // docs/BENCHMARKS.md (with one audit row per event, before packs).
                 .pragma("cache_size", "-32768")
                 .pragma("wal_autocheckpoint", "4000");
             let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -251,6 +182,7 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            sqlite_ops::repack_legacy_audit(&pool).await?;
             Ok(Self::from_backend(Backend::Sqlite(pool), waiters, None))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)
@@ -262,6 +194,7 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            pg_ops::repack_legacy_audit(&pool).await?;
             let listener = spawn_pg_listener(&pool, waiters.clone()).await?;
             Ok(Self::from_backend(
                 Backend::Postgres(pool),

@@ -1,11 +1,13 @@
 //! The audit log's store side on both backends: the chain, sessions, checkpoints, concurrent
-//! appenders (replicas), pruning, and `verify_audit` against every kind of tampering done with
-//! plain SQL on the SQLite file and the PostgreSQL database.
+//! appenders (replicas), pruning, packing the events of before packs, and `verify_audit` against
+//! every kind of tampering done with plain SQL on the SQLite file and the PostgreSQL database
+//! (by someone who also knows the pack format: `Raw::rewrite`).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use holdpoint_store::audit::{EventContent, GENESIS_HASH, event_hash};
+use holdpoint_store::pack::{self, PackEntry};
 use holdpoint_store::verify::PRUNE_KIND;
 use holdpoint_store::*;
 use jiff::{SignedDuration, Timestamp};
@@ -59,6 +61,8 @@ enum Val {
     I(i64),
     S(String),
     B(Vec<u8>),
+    /// NULL bytes.
+    NoBytes,
 }
 
 impl Raw {
@@ -71,6 +75,7 @@ impl Raw {
                         Val::I(i) => q.bind(i),
                         Val::S(s) => q.bind(s),
                         Val::B(b) => q.bind(b),
+                        Val::NoBytes => q.bind(None::<Vec<u8>>),
                     };
                 }
                 q.execute($pool).await?.rows_affected()
@@ -81,6 +86,69 @@ impl Raw {
             Raw::Pg(p) => run!(p),
         })
     }
+
+    /// Every stored event in pack order, decoded from the payloads with plain SQL.
+    async fn events(&self) -> Result<Vec<AuditEvent>> {
+        const SQL: &str = "SELECT first_seq, payload FROM audit_packs ORDER BY first_seq";
+        let rows: Vec<(i64, Vec<u8>)> = match self {
+            Raw::Sqlite(p) => sqlx::query_as(SQL).fetch_all(p).await?,
+            Raw::Pg(p) => sqlx::query_as(SQL).fetch_all(p).await?,
+        };
+        let mut out = Vec::new();
+        for (first, payload) in rows {
+            out.extend(pack::decode(first, &payload, false)?);
+        }
+        Ok(out)
+    }
+
+    /// Rewrites the audit log as someone with write access to the database and the pack format
+    /// could: `edit` gets every event in order and changes, removes, inserts or reorders them;
+    /// they are then packed again, `per_pack` events a pack, with plain SQL.
+    async fn rewrite(
+        &self,
+        per_pack: usize,
+        edit: impl FnOnce(&mut Vec<AuditEvent>),
+    ) -> Result<()> {
+        let mut events = self.events().await?;
+        edit(&mut events);
+        self.exec("DELETE FROM audit_packs", &[]).await?;
+        self.exec("DELETE FROM audit_pack_keys", &[]).await?;
+        for chunk in events.chunks(per_pack) {
+            let entries: Vec<_> = chunk.iter().map(PackEntry::of).collect();
+            let p = pack::encode(&entries)?;
+            self.exec(
+                "INSERT INTO audit_packs (first_seq, last_seq, min_at, max_at, events, bytes, \
+                 payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    Val::I(p.first_seq),
+                    Val::I(p.last_seq),
+                    Val::I(p.min_at),
+                    Val::I(p.max_at),
+                    Val::I(p.events),
+                    Val::I(p.bytes),
+                    Val::B(p.payload),
+                ],
+            )
+            .await?;
+            for s in chunk
+                .iter()
+                .map(|e| e.session_id.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                self.exec(
+                    "INSERT INTO audit_pack_keys (key, first_seq) VALUES ($1, $2)",
+                    &[Val::S(format!("s{s}")), Val::I(p.first_seq)],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The position of event `seq` in a list of events starting at 1.
+fn nth(seq: i64) -> usize {
+    usize::try_from(seq - 1).unwrap_or(0)
 }
 
 fn t0() -> Timestamp {
@@ -362,10 +430,7 @@ async fn verify_since_starts_at_a_checkpoint(db: TestDb) -> Result<()> {
     // Damage before the starting checkpoint is not looked at with --since ...
     db.raw()
         .await?
-        .exec(
-            "UPDATE audit_events SET event = 'edited' WHERE seq = 3",
-            &[],
-        )
+        .rewrite(4, |ev| ev[nth(3)].event = "edited".into())
         .await?;
     let r = store
         .verify_audit(std::slice::from_ref(signer.public_key()), Some(at(25)))
@@ -396,14 +461,10 @@ where
 
 async fn an_edited_body_is_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        let n = raw
-            .exec(
-                "UPDATE audit_events SET response_body = $1 WHERE seq = 7",
-                &[Val::B(b"something else".to_vec())],
-            )
-            .await?;
-        ensure!(n == 1);
-        Ok(())
+        raw.rewrite(4, |ev| {
+            ev[nth(7)].response_body = Some(b"something else".to_vec());
+        })
+        .await
     })
     .await?;
     let p = first_problem(&r)?;
@@ -413,12 +474,8 @@ async fn an_edited_body_is_found(db: TestDb) -> Result<()> {
 
 async fn an_edited_event_or_user_is_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        raw.exec(
-            "UPDATE audit_events SET username = 'someone-else' WHERE seq = 12",
-            &[],
-        )
-        .await?;
-        Ok(())
+        raw.rewrite(4, |ev| ev[nth(12)].username = Some("someone-else".into()))
+            .await
     })
     .await?;
     let p = first_problem(&r)?;
@@ -428,9 +485,7 @@ async fn an_edited_event_or_user_is_found(db: TestDb) -> Result<()> {
 
 async fn a_deleted_event_is_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        raw.exec("DELETE FROM audit_events WHERE seq = 9", &[])
-            .await?;
-        Ok(())
+        raw.rewrite(4, |ev| ev.retain(|e| e.seq != 9)).await
     })
     .await?;
     let p = first_problem(&r)?;
@@ -440,12 +495,13 @@ async fn a_deleted_event_is_found(db: TestDb) -> Result<()> {
 
 async fn a_deleted_and_renumbered_event_is_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        raw.exec("DELETE FROM audit_events WHERE seq = 9", &[])
-            .await?;
-        raw.exec("UPDATE audit_events SET seq = -seq WHERE seq > 9", &[])
-            .await?;
-        raw.exec("UPDATE audit_events SET seq = -seq - 1 WHERE seq < 0", &[])
-            .await?;
+        raw.rewrite(4, |ev| {
+            ev.retain(|e| e.seq != 9);
+            for e in ev.iter_mut().filter(|e| e.seq > 9) {
+                e.seq -= 1;
+            }
+        })
+        .await?;
         raw.exec("UPDATE audit_chain SET seq = seq - 1", &[])
             .await?;
         Ok(())
@@ -458,13 +514,12 @@ async fn a_deleted_and_renumbered_event_is_found(db: TestDb) -> Result<()> {
 
 async fn swapped_events_are_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        raw.exec("UPDATE audit_events SET seq = -1 WHERE seq = 13", &[])
-            .await?;
-        raw.exec("UPDATE audit_events SET seq = 13 WHERE seq = 14", &[])
-            .await?;
-        raw.exec("UPDATE audit_events SET seq = 14 WHERE seq = -1", &[])
-            .await?;
-        Ok(())
+        raw.rewrite(4, |ev| {
+            ev.swap(nth(13), nth(14));
+            ev[nth(13)].seq = 13;
+            ev[nth(14)].seq = 14;
+        })
+        .await
     })
     .await?;
     let p = first_problem(&r)?;
@@ -484,10 +539,6 @@ async fn an_inserted_event_is_found(db: TestDb) -> Result<()> {
             .await?
             .pop()
             .context("event 11")?;
-        raw.exec("UPDATE audit_events SET seq = -seq WHERE seq > 11", &[])
-            .await?;
-        raw.exec("UPDATE audit_events SET seq = -seq + 1 WHERE seq < 0", &[])
-            .await?;
         let fake = event(99, "agent", SessionKey::Fixed("s-x".into()));
         let hash = event_hash(
             &before.hash,
@@ -502,19 +553,27 @@ async fn an_inserted_event_is_found(db: TestDb) -> Result<()> {
                 response_body: None,
             },
         );
-        raw.exec(
-            "INSERT INTO audit_events (seq, audit_id, kind, at, username, session_id, event, \
-             prev_hash, hash) VALUES (12, $1, $2, $3, $4, 's-x', $5, $6, $7)",
-            &[
-                Val::S(fake.audit_id.clone()),
-                Val::S(fake.kind.clone()),
-                Val::I(fake.at.as_microsecond()),
-                Val::S("agent".into()),
-                Val::S(fake.event.clone()),
-                Val::B(before.hash.clone()),
-                Val::B(hash.to_vec()),
-            ],
-        )
+        raw.rewrite(4, |ev| {
+            for e in ev.iter_mut().filter(|e| e.seq > 11) {
+                e.seq += 1;
+            }
+            ev.insert(
+                nth(12),
+                AuditEvent {
+                    seq: 12,
+                    audit_id: fake.audit_id.clone(),
+                    kind: fake.kind.clone(),
+                    at: fake.at,
+                    username: Some("agent".into()),
+                    session_id: "s-x".into(),
+                    event: fake.event.clone(),
+                    request_body: None,
+                    response_body: None,
+                    prev_hash: before.hash.clone(),
+                    hash: hash.to_vec(),
+                },
+            );
+        })
         .await?;
         raw.exec("UPDATE audit_chain SET seq = seq + 1", &[])
             .await?;
@@ -528,13 +587,22 @@ async fn an_inserted_event_is_found(db: TestDb) -> Result<()> {
 
 async fn an_appended_forgery_is_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        raw.exec(
-            "INSERT INTO audit_events (seq, audit_id, kind, at, username, session_id, event, \
-             prev_hash, hash) VALUES (21, 'forged', 'request', 0, 'agent', 's', '{}', $1, $2)",
-            &[Val::B(vec![1; 32]), Val::B(vec![2; 32])],
-        )
-        .await?;
-        Ok(())
+        raw.rewrite(4, |ev| {
+            ev.push(AuditEvent {
+                seq: 21,
+                audit_id: "forged".into(),
+                kind: "request".into(),
+                at: Timestamp::UNIX_EPOCH,
+                username: Some("agent".into()),
+                session_id: "s".into(),
+                event: "{}".into(),
+                request_body: None,
+                response_body: None,
+                prev_hash: vec![1; 32],
+                hash: vec![2; 32],
+            });
+        })
+        .await
     })
     .await?;
     let p = first_problem(&r)?;
@@ -548,9 +616,7 @@ async fn an_appended_forgery_is_found(db: TestDb) -> Result<()> {
 
 async fn a_truncated_tail_is_found(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, _| {
-        raw.exec("DELETE FROM audit_events WHERE seq > 16", &[])
-            .await?;
-        Ok(())
+        raw.rewrite(4, |ev| ev.truncate(16)).await
     })
     .await?;
     let p = first_problem(&r)?;
@@ -565,8 +631,7 @@ async fn a_truncated_tail_is_found(db: TestDb) -> Result<()> {
             .await?
             .pop()
             .context("event 16")?;
-        raw.exec("DELETE FROM audit_events WHERE seq > 16", &[])
-            .await?;
+        raw.rewrite(4, |ev| ev.truncate(16)).await?;
         raw.exec(
             "UPDATE audit_chain SET seq = 16, hash = $1",
             &[Val::B(keep.hash)],
@@ -586,24 +651,17 @@ async fn a_recomputed_chain_fails_its_checkpoint(db: TestDb) -> Result<()> {
     let r = tampered(&db, async |raw, store| {
         let rows = all(store).await?;
         let mut prev = rows[5].prev_hash.clone();
-        for (i, row) in rows.iter().enumerate().skip(5) {
-            let mut row = row.clone();
-            if i == 5 {
-                row.event = "{\"verb\":\"nothing to see\"}".into();
+        raw.rewrite(4, |ev| {
+            for (i, row) in ev.iter_mut().enumerate().skip(5) {
+                if i == 5 {
+                    row.event = "{\"verb\":\"nothing to see\"}".into();
+                }
+                row.prev_hash = prev.clone();
+                row.hash = row.computed_hash(&prev).to_vec();
+                prev = row.hash.clone();
             }
-            let hash = row.computed_hash(&prev).to_vec();
-            raw.exec(
-                "UPDATE audit_events SET event = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
-                &[
-                    Val::S(row.event.clone()),
-                    Val::B(prev.clone()),
-                    Val::B(hash.clone()),
-                    Val::I(row.seq),
-                ],
-            )
-            .await?;
-            prev = hash;
-        }
+        })
+        .await?;
         raw.exec("UPDATE audit_chain SET hash = $1", &[Val::B(prev)])
             .await?;
         Ok(())
@@ -649,6 +707,9 @@ async fn pruning_keeps_the_rest_verifiable(db: TestDb) -> Result<()> {
     let store = db.open().await?;
     let signer = db.signer()?;
     fill(&store, &signer, 20, 5).await?;
+    // Packs of three (1-3, 4-6, 7-9, ...): keeping from 8 cuts the pack 7-9.
+    db.raw().await?.rewrite(3, |_| {}).await?;
+    ensure!(verify(&store, &signer).await?.holds());
     assert!(
         store
             .prune_audit(8, &signer, &prune_record(9), at(1000))
@@ -676,11 +737,86 @@ async fn pruning_keeps_the_rest_verifiable(db: TestDb) -> Result<()> {
     // Deleting more than the prune recorded is found.
     db.raw()
         .await?
-        .exec("DELETE FROM audit_events WHERE seq < 10", &[])
+        .rewrite(4, |ev| ev.retain(|e| e.seq >= 10))
         .await?;
     let r = verify(&store, &signer).await?;
     let p = first_problem(&r)?;
     assert_eq!(p.kind, ProblemKind::Deleted, "{r:#?}");
+    Ok(())
+}
+
+/// Events stored one row each (before packs) are packed when the store opens: same events,
+/// chain intact, the old table emptied, appends continue the chain.
+async fn legacy_rows_are_packed_on_open(db: TestDb) -> Result<()> {
+    let store = db.open().await?;
+    let raw = db.raw().await?;
+    let mut prev = GENESIS_HASH.to_vec();
+    let mut expected = Vec::new();
+    for n in 1..=5 {
+        let e = event(n, "agent", SessionKey::Fixed("legacy".into()));
+        let mut stored = AuditEvent {
+            seq: n,
+            audit_id: e.audit_id,
+            kind: e.kind,
+            at: e.at,
+            username: e.username,
+            session_id: "legacy".into(),
+            event: e.event,
+            request_body: e.request_body,
+            response_body: e.response_body,
+            prev_hash: prev.clone(),
+            hash: Vec::new(),
+        };
+        stored.hash = stored.computed_hash(&prev).to_vec();
+        prev = stored.hash.clone();
+        let bytes = |b: &Option<Vec<u8>>| b.clone().map_or(Val::NoBytes, Val::B);
+        raw.exec(
+            "INSERT INTO audit_events (seq, audit_id, kind, at, username, session_id, event, \
+             request_body, response_body, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                Val::I(n),
+                Val::S(stored.audit_id.clone()),
+                Val::S(stored.kind.clone()),
+                Val::I(stored.at.as_microsecond()),
+                Val::S("agent".into()),
+                Val::S(stored.session_id.clone()),
+                Val::S(stored.event.clone()),
+                bytes(&stored.request_body),
+                bytes(&stored.response_body),
+                Val::B(stored.prev_hash.clone()),
+                Val::B(stored.hash.clone()),
+            ],
+        )
+        .await?;
+        expected.push(stored);
+    }
+    raw.exec("UPDATE audit_chain SET seq = 5, hash = $1", &[Val::B(prev)])
+        .await?;
+    drop(store);
+    let store = db.open().await?;
+    assert_eq!(all(&store).await?, expected);
+    assert_eq!(
+        raw.exec("DELETE FROM audit_events", &[]).await?,
+        0,
+        "moved, not copied"
+    );
+    store
+        .append_audit(
+            &[event(6, "agent", SessionKey::Fixed("legacy".into()))],
+            GAP,
+        )
+        .await?;
+    let in_session = store
+        .audit_events(&AuditFilter {
+            session_id: Some("legacy".into()),
+            username: Some("agent".into()),
+            ..Default::default()
+        })
+        .await?;
+    assert_eq!(in_session.len(), 6);
+    let r = store.verify_audit(&[], None).await?;
+    ensure!(r.holds() && r.events == 6, "{r:#?}");
     Ok(())
 }
 
@@ -745,5 +881,6 @@ both_backends!(
     a_recomputed_chain_fails_its_checkpoint,
     a_forged_checkpoint_is_found,
     pruning_keeps_the_rest_verifiable,
+    legacy_rows_are_packed_on_open,
     debug_output_never_shows_bodies,
 );

@@ -1,0 +1,31 @@
+-- The audit log packed (issue 6), SQLite dialect. Keep in step with
+-- migrations/postgres/0003_audit_packs.sql.
+--
+-- One row per appended batch instead of one per event: `payload` holds the batch's events (each
+-- with its own seq, prev_hash and hash: the chain is unchanged), compressed together (format:
+-- `holdpoint_store::pack`). The other columns only locate packs; readers take every event's
+-- sequence number and contents from the payload.
+CREATE TABLE audit_packs (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    min_at INTEGER NOT NULL,
+    max_at INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX audit_packs_max_at ON audit_packs (max_at);
+
+-- Which packs hold a session's (`s` || session id) or a caller's (`u` || username) events.
+CREATE TABLE audit_pack_keys (
+    key TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    PRIMARY KEY (key, first_seq)
+) WITHOUT ROWID;
+
+-- Events written one row each before this migration are packed by `Store::open`
+-- (`repack_legacy_audit`), which empties this table; its indexes are no longer needed.
+DROP INDEX audit_events_at;
+DROP INDEX audit_events_session;
+DROP INDEX audit_events_user;
+DROP INDEX audit_events_audit_id;
