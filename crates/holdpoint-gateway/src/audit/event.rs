@@ -259,11 +259,11 @@ pub struct Event {
 
 /// RFC 3339 with microseconds, as Kubernetes' `MicroTime`.
 pub fn micro_time(t: jiff::Timestamp) -> String {
-    format!(
-        "{}.{:06}Z",
-        t.strftime("%Y-%m-%dT%H:%M:%S"),
-        t.subsec_microsecond()
-    )
+    // jiff's RFC 3339 printer at a fixed precision: a fraction of a `strftime` pattern's cost
+    // (two per event, on the data path).
+    const PRINTER: jiff::fmt::temporal::DateTimePrinter =
+        jiff::fmt::temporal::DateTimePrinter::new().precision(Some(6));
+    PRINTER.timestamp_to_string(&t)
 }
 
 /// Parses a stored time.
@@ -449,5 +449,29 @@ pub fn holdpoint_object(resource: &str, name: &str) -> ObjectRef {
         api_group: "holdpoint.dev".into(),
         api_version: "v1".into(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_time_is_rfc3339_with_six_digits_truncated() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(
+            micro_time(t("2026-12-03T17:41:24.932857999Z")),
+            "2026-12-03T17:41:24.932857Z"
+        );
+        assert_eq!(
+            micro_time(t("2026-12-03T17:41:05Z")),
+            "2026-12-03T17:41:05.000000Z"
+        );
+        assert_eq!(
+            micro_time(t("2026-12-03T17:41:05.5Z")),
+            "2026-12-03T17:41:05.500000Z"
+        );
+        let back = parse_time(&micro_time(t("2026-12-03T17:41:24.932857Z"))).unwrap();
+        assert_eq!(back, t("2026-12-03T17:41:24.932857Z"));
     }
 }
