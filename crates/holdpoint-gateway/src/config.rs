@@ -185,7 +185,8 @@ pub struct RetentionConfig {
     /// At most this many events are kept.
     #[serde(default)]
     pub max_events: Option<u64>,
-    /// At most this many bytes of events (event text and stored bodies) are kept.
+    /// At most this many bytes of events (event text and stored bodies, before the store's
+    /// compression: the database holds several times less) are kept.
     #[serde(default)]
     pub max_bytes: Option<u64>,
     /// How often the limits are checked.
