@@ -260,11 +260,39 @@ impl Store {
     /// Walks the chain (from the newest signed checkpoint before `since`, or from the start) and
     /// the checkpoints, verified with `keys` (none: checkpoints are not checked, and the report
     /// says so).
+    ///
+    /// The gateway may append and prune while the walk reads (`audit verify` on a running
+    /// gateway):
+    /// - events appended during the walk are walked if seen, and the tail is judged by the head
+    ///   read before the walk;
+    /// - the first event kept is anchored by the checkpoint its prune wrote, read again when
+    ///   the walk finds a first event it has no checkpoint for;
+    /// - a walk that found a problem after the first kept event moved under it (another prune)
+    ///   is walked again, at most twice more. A real problem is found by every walk.
     pub async fn verify_audit(
         &self,
         keys: &[AuditPublicKey],
         since: Option<Timestamp>,
     ) -> Result<VerifyReport, StoreError> {
+        let mut walks = 0;
+        loop {
+            let first = self.audit_bounds().await?.0;
+            let report = self.verify_walk(keys, since).await?;
+            walks += 1;
+            if report.holds() || walks == 3 || self.audit_bounds().await?.0 == first {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn verify_walk(
+        &self,
+        keys: &[AuditPublicKey],
+        since: Option<Timestamp>,
+    ) -> Result<VerifyReport, StoreError> {
+        // Every event up to this head existed before the walk read anything; events appended
+        // while it reads are walked if seen (the head is read again at the end).
+        let head_before = self.audit_head().await?;
         let checkpoints: BTreeMap<i64, AuditCheckpoint> = self
             .audit_checkpoints(0)
             .await?
@@ -327,6 +355,13 @@ impl Store {
             if first_row && let Some(first) = page.first() {
                 first_row = false;
                 if start_after.is_none() {
+                    // Retention may have pruned since the checkpoints were read: the checkpoint
+                    // that anchors the first event kept is committed with the deletion.
+                    if first.seq > 1 && !walk.checkpoints.contains_key(&(first.seq - 1)) {
+                        for cp in self.audit_checkpoints(first.seq - 1).await? {
+                            walk.checkpoints.entry(cp.seq).or_insert(cp);
+                        }
+                    }
                     anchor(&mut walk, first);
                 }
             }
@@ -378,15 +413,22 @@ impl Store {
         }
         let head = self.audit_head().await?;
         let last_hash = walk.prev.as_ref().map(|(_, h)| h.clone());
-        if head.seq > last {
+        // The head the walk ends at: the one read now, or (events appended during the walk,
+        // after its last page) the one read before it.
+        let ends_at = if head.seq == last {
+            &head
+        } else {
+            &head_before
+        };
+        if head_before.seq > last {
             walk.report.add(
                 last + 1,
                 ProblemKind::Truncated,
                 format!(
                     "events {}..={} are missing (the chain head is at {})",
                     last + 1,
-                    head.seq,
-                    head.seq
+                    head_before.seq,
+                    head_before.seq
                 ),
             );
         } else if head.seq < last {
@@ -400,11 +442,14 @@ impl Store {
                     head.seq
                 ),
             );
-        } else if head.seq > 0 && last_hash.as_deref() != Some(head.hash.as_slice()) {
+        } else if ends_at.seq == last
+            && last > 0
+            && last_hash.as_deref() != Some(ends_at.hash.as_slice())
+        {
             walk.report.add(
-                head.seq,
+                last,
                 ProblemKind::Edited,
-                format!("event {}'s hash is not the chain head's", head.seq),
+                format!("event {last}'s hash is not the chain head's"),
             );
         }
         walk.report.problems.sort_by_key(|p| p.seq);

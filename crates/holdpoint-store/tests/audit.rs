@@ -745,6 +745,37 @@ async fn pruning_keeps_the_rest_verifiable(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// `audit verify` while retention prunes and appends its records (a running gateway, here
+/// pruning every 10 ms): never reported as tampering.
+async fn verify_during_pruning_holds(db: TestDb) -> Result<()> {
+    let store = db.open().await?;
+    let signer = db.signer()?;
+    fill(&store, &signer, 200, 50).await?;
+    let pruner = {
+        let store = store.clone();
+        let signer = db.signer()?;
+        tokio::spawn(async move {
+            for keep in (2..150).step_by(2) {
+                store
+                    .prune_audit(keep, &signer, &prune_record(keep), at(1000))
+                    .await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut walks = 0;
+    while !pruner.is_finished() {
+        let r = verify(&store, &signer).await?;
+        ensure!(r.holds(), "walk {walks} during pruning: {r:#?}");
+        walks += 1;
+    }
+    pruner.await??;
+    ensure!(walks > 3, "only {walks} walks ran during the pruning");
+    ensure!(verify(&store, &signer).await?.holds());
+    Ok(())
+}
+
 /// Events stored one row each (before packs) are packed when the store opens: same events,
 /// chain intact, the old table emptied, appends continue the chain.
 async fn legacy_rows_are_packed_on_open(db: TestDb) -> Result<()> {
@@ -881,6 +912,7 @@ both_backends!(
     a_recomputed_chain_fails_its_checkpoint,
     a_forged_checkpoint_is_found,
     pruning_keeps_the_rest_verifiable,
+    verify_during_pruning_holds,
     legacy_rows_are_packed_on_open,
     debug_output_never_shows_bodies,
 );
