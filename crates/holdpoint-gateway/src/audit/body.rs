@@ -16,11 +16,12 @@
 //! single JSON document cannot be masked safely (a Secret's `data` would not be recognised in
 //! half an object), so only its length and the SHA-256 of what the caller received are kept.
 //!
-//! Stored form: one byte (`0` raw, `1` zlib) then the bytes; bodies under 1 KiB are not
-//! compressed (zlib gains little there and costs a stream setup).
+//! Stored form: one byte then the bytes: `0` raw, what this version writes (the store
+//! compresses a batch's events and bodies together, off the data path: `holdpoint_store::pack`),
+//! or `1` zlib, written by versions before packs and still read.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 
 use holdpoint_mask::{MaskSummary, Masker};
 use kube_request::{BodyFormat, RequestInfo};
@@ -28,8 +29,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Bodies at least this long are compressed.
-const COMPRESS_FROM: usize = 1024;
 /// The most a stored body may inflate to when read back (a guard against a forged blob).
 const MAX_INFLATED: u64 = 64 * 1024 * 1024;
 
@@ -287,7 +286,7 @@ pub fn recording(content_type: &str, bytes: Vec<u8>, total: u64, truncated: bool
     };
     Encoded {
         meta,
-        blob: Some(compress(&bytes)),
+        blob: Some(stored_form(bytes)),
     }
 }
 
@@ -348,7 +347,7 @@ fn finish(
     meta.stored_bytes = stored.len() as u64;
     Encoded {
         meta,
-        blob: Some(compress(&stored)),
+        blob: Some(stored_form(stored)),
     }
 }
 
@@ -379,20 +378,11 @@ fn gunzip(bytes: &[u8], cap: usize) -> Option<Vec<u8>> {
     (out.len() <= cap).then_some(out)
 }
 
-/// The stored form of `bytes`.
-pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    if bytes.len() < COMPRESS_FROM {
-        let mut out = Vec::with_capacity(bytes.len() + 1);
-        out.push(0);
-        out.extend_from_slice(bytes);
-        return out;
-    }
-    let mut out = vec![1u8];
-    let mut z = flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = z.write_all(bytes);
-    let _ = z.finish();
-    out
+/// The stored form of `bytes`: raw. A body is no longer compressed on its own on the data path
+/// (zlib cost ~1 ms per 256 KiB there); the store's pack compresses it with its batch.
+pub fn stored_form(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.insert(0, 0);
+    bytes
 }
 
 /// A stored body decoding error (a blob that is not one of ours).
@@ -479,6 +469,7 @@ impl Capture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     const CANARY_B64: &str = "Y2FuYXJ5LTdmM2E5Yw==";
 
@@ -650,13 +641,21 @@ mod tests {
     }
 
     #[test]
-    fn compression_round_trips_and_refuses_garbage() {
+    fn stored_forms_round_trip_and_garbage_is_refused() {
         let long = "abc".repeat(1000);
-        let blob = compress(long.as_bytes());
-        assert_eq!(blob[0], 1);
-        assert!(blob.len() < long.len());
+        let blob = stored_form(long.clone().into_bytes());
+        assert_eq!(blob[0], 0, "raw: the store's pack compresses");
         assert_eq!(decompress(&blob).unwrap(), long.as_bytes());
-        assert_eq!(decompress(&compress(b"short")).unwrap(), b"short");
+        // zlib, as versions before packs wrote bodies of 1 KiB and more
+        let mut z = flate2::write::ZlibEncoder::new(vec![1u8], flate2::Compression::fast());
+        z.write_all(long.as_bytes()).unwrap();
+        let old = z.finish().unwrap();
+        assert!(old.len() < long.len());
+        assert_eq!(decompress(&old).unwrap(), long.as_bytes());
+        assert_eq!(
+            decompress(&stored_form(b"short".to_vec())).unwrap(),
+            b"short"
+        );
         assert!(decompress(&[9, 1, 2]).is_err());
         assert!(decompress(&[1, 1, 2]).is_err());
     }
