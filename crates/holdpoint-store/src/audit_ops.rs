@@ -67,6 +67,20 @@ struct ChainedRow<'a> {
     hash: [u8; 32],
 }
 
+/// What an appended event's hash covers (and its pack holds).
+fn content<'a>(e: &'a NewAuditEvent, session_id: &'a str) -> EventContent<'a> {
+    EventContent {
+        audit_id: &e.audit_id,
+        kind: &e.kind,
+        at: e.at,
+        username: e.username.as_deref(),
+        session_id,
+        event: &e.event,
+        request_body: e.request_body.as_deref(),
+        response_body: e.response_body.as_deref(),
+    }
+}
+
 /// Appends `events` after the head the transaction holds locked; returns where they went and
 /// leaves the new head written (not committed).
 async fn append_locked(
@@ -114,19 +128,7 @@ async fn append_locked(
             }
         };
         seq += 1;
-        let hash = event_hash(
-            &prev,
-            &EventContent {
-                audit_id: &e.audit_id,
-                kind: &e.kind,
-                at: e.at,
-                username: e.username.as_deref(),
-                session_id: &session_id,
-                event: &e.event,
-                request_body: e.request_body.as_deref(),
-                response_body: e.response_body.as_deref(),
-            },
-        );
+        let hash = event_hash(&prev, &content(e, &session_id));
         rows.push(ChainedRow {
             seq,
             event: e,
@@ -140,16 +142,7 @@ async fn append_locked(
         .iter()
         .map(|r| PackEntry {
             seq: r.seq,
-            content: EventContent {
-                audit_id: &r.event.audit_id,
-                kind: &r.event.kind,
-                at: r.event.at,
-                username: r.event.username.as_deref(),
-                session_id: &r.session_id,
-                event: &r.event.event,
-                request_body: r.event.request_body.as_deref(),
-                response_body: r.event.response_body.as_deref(),
-            },
+            content: content(r.event, &r.session_id),
             prev_hash: &r.prev_hash,
             hash: &r.hash,
         })
@@ -236,8 +229,13 @@ fn user_key(name: &str) -> String {
     format!("u{name}")
 }
 
-/// The events of the pack that holds `seq` (the last pack starting at or before it), if any.
-async fn pack_holding<'e, E>(ex: E, seq: i64, without_bodies: bool) -> Res<Vec<AuditEvent>>
+/// The pack that holds `seq` (the last pack starting at or before it), if any: its row key
+/// and its events.
+async fn pack_holding<'e, E>(
+    ex: E,
+    seq: i64,
+    without_bodies: bool,
+) -> Res<Option<(i64, Vec<AuditEvent>)>>
 where
     E: sqlx::Executor<'e, Database = Db>,
 {
@@ -248,10 +246,8 @@ where
     .bind(seq)
     .fetch_optional(ex)
     .await?;
-    match row {
-        Some(row) => unpack(&row, without_bodies),
-        None => Ok(Vec::new()),
-    }
+    row.map(|row| Ok((row.try_get("first_seq")?, unpack(&row, without_bodies)?)))
+        .transpose()
 }
 
 fn unpack(row: &DbRow, without_bodies: bool) -> Res<Vec<AuditEvent>> {
@@ -260,11 +256,30 @@ fn unpack(row: &DbRow, without_bodies: bool) -> Res<Vec<AuditEvent>> {
     pack::decode(first_seq, &payload, without_bodies)
 }
 
+/// The first pack with an event at or after `at` (its latest event is not before it).
+async fn first_pack_since(pool: &Pool, at: Timestamp) -> Res<Option<i64>> {
+    Ok(
+        sqlx::query("SELECT MIN(first_seq) AS start FROM audit_packs WHERE max_at >= $1")
+            .bind(to_micros(at))
+            .fetch_one(pool)
+            .await?
+            .try_get("start")?,
+    )
+}
+
 /// Moves events stored one row each (before packs) into packs, oldest first, a few thousand per
 /// transaction under the chain lock (replicas opening at once take turns). A no-op once the old
 /// table is empty.
 pub(crate) async fn repack_legacy_audit(pool: &Pool) -> Res<u64> {
     let mut moved = 0u64;
+    // Opening takes no write lock when there is nothing to move (every open after the first).
+    if sqlx::query("SELECT seq FROM audit_events LIMIT 1")
+        .fetch_optional(pool)
+        .await?
+        .is_none()
+    {
+        return Ok(0);
+    }
     loop {
         let mut tx = begin(pool).await?;
         lock_head(&mut tx).await?;
@@ -379,13 +394,7 @@ pub(crate) async fn audit_events(pool: &Pool, filter: &AuditFilter) -> Res<Vec<A
         from = from.max(start.unwrap_or(i64::MIN));
     }
     if let Some(since) = filter.since {
-        let start: Option<i64> =
-            sqlx::query("SELECT MIN(first_seq) AS start FROM audit_packs WHERE max_at >= $1")
-                .bind(to_micros(since))
-                .fetch_one(pool)
-                .await?
-                .try_get("start")?;
-        match start {
+        match first_pack_since(pool, since).await? {
             Some(start) => from = from.max(start),
             None => return Ok(out),
         }
@@ -449,19 +458,12 @@ fn matches(filter: &AuditFilter, e: &AuditEvent) -> bool {
 
 /// The first event at or after `at` (for `--since`).
 pub(crate) async fn audit_first_seq_since(pool: &Pool, at: Timestamp) -> Res<Option<i64>> {
-    let start: Option<i64> =
-        sqlx::query("SELECT MIN(first_seq) AS start FROM audit_packs WHERE max_at >= $1")
-            .bind(to_micros(at))
-            .fetch_one(pool)
-            .await?
-            .try_get("start")?;
-    let Some(start) = start else {
+    let Some(start) = first_pack_since(pool, at).await? else {
         return Ok(None);
     };
     Ok(pack_holding(pool, start, true)
         .await?
-        .into_iter()
-        .find(|e| e.at >= at)
+        .and_then(|(_, events)| events.into_iter().find(|e| e.at >= at))
         .map(|e| e.seq))
 }
 
@@ -484,7 +486,9 @@ pub(crate) async fn prune_audit(
             head.seq
         )));
     }
-    let holding = pack_holding(&mut *tx, first_kept - 1, false).await?;
+    let (holding_key, holding) = pack_holding(&mut *tx, first_kept - 1, false)
+        .await?
+        .unwrap_or_default();
     let Some(anchor) = holding.iter().find(|e| e.seq == first_kept - 1) else {
         // Nothing before `first_kept` is left.
         return Ok(0);
@@ -504,19 +508,13 @@ pub(crate) async fn prune_audit(
         .bind(first_kept)
         .execute(&mut *tx)
         .await?;
-    // The pack holding `first_kept - 1` and later events: keep the later ones.
-    let first_of_holding = holding.first().map(|e| e.seq);
+    // The pack holding `first_kept - 1` and later events: keep the later ones (its keys go with
+    // those of every pack before `first_kept`, below).
     let kept: Vec<&AuditEvent> = holding.iter().filter(|e| e.seq >= first_kept).collect();
-    if !kept.is_empty()
-        && let Some(old_first) = first_of_holding
-    {
+    if !kept.is_empty() {
         deleted += (holding.len() - kept.len()) as u64;
         sqlx::query("DELETE FROM audit_packs WHERE first_seq = $1")
-            .bind(old_first)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM audit_pack_keys WHERE first_seq = $1")
-            .bind(old_first)
+            .bind(holding_key)
             .execute(&mut *tx)
             .await?;
         let entries: Vec<_> = kept.into_iter().map(PackEntry::of).collect();
@@ -588,7 +586,8 @@ pub(crate) async fn audit_first_kept_by_size(pool: &Pool, max_bytes: i64) -> Res
             let bytes: i64 = row.try_get("bytes")?;
             if total.saturating_add(bytes) > max_bytes {
                 // The limit falls inside this pack: count its events from the newest.
-                for e in pack_holding(pool, last_seq, false).await?.iter().rev() {
+                let events = pack_holding(pool, last_seq, false).await?.unwrap_or_default().1;
+                for e in events.iter().rev() {
                     total = total.saturating_add(PackEntry::of(e).size() as i64);
                     if total > max_bytes {
                         return Ok(Some(e.seq + 1));
