@@ -26,6 +26,8 @@
 #   The data path alone (the foundation's phases, masking and audit off): target `holdpoint-bare`.
 #     TARGETS="direct holdpoint holdpoint-noaudit holdpoint-bare nginx" SCENARIOS="get get-1conn" scripts/bench-load.sh
 #   HP_DATA_THREADS (0: every Holdpoint's `data_threads`, 0 = one per CPU)
+#   HP_AUDIT_YAML (empty: more `audit:` settings for every audited Holdpoint, one per line, e.g.
+#   "batch_delay: 50ms")
 #   LOADGEN_TARGET_DIR (bench/loadgen/target: where loadgen is built)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -179,6 +181,7 @@ authentication:
       groups: [bench]
 audit:
   enabled: $4
+$(if [ "$4" = true ] && [ -n "${HP_AUDIT_YAML:-}" ]; then printf '%s\n' "$HP_AUDIT_YAML" | sed 's/^/  /'; fi)
 $5
 EOF
 }
